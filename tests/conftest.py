@@ -1,0 +1,59 @@
+"""Shared fixtures: service URLs skip with a reason when unset; fresh databases per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    url = os.environ.get("DATA_PLATFORM_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DATA_PLATFORM_TEST_POSTGRES_URL is not set: no PostgreSQL to test against")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str):
+    """A brand-new empty PostgreSQL database for one test, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"dp_test_{uuid.uuid4().hex[:12]}"
+    from data_platform.sources.db import make_engine
+
+    admin = make_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(postgres_admin_url).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse_url(request) -> str:
+    """Runs a test once on SQLite and once on PostgreSQL (skipped only when its URL is unset)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """Real datasets for validation; never the only proof of anything."""
+    raw = os.environ.get("DATA_PLATFORM_REAL_DATA")
+    if not raw or not Path(raw).is_dir():
+        pytest.skip("DATA_PLATFORM_REAL_DATA is not set to a folder of real datasets")
+    return Path(raw)
