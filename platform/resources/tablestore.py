@@ -1,0 +1,620 @@
+"""A warehouse of pandas tables over any SQLAlchemy URL (SQLite file or PostgreSQL), without Dagster.
+
+What it promises:
+
+- Exact dtype round trip. A manifest table (``_dp_columns``) records each column's pandas dtype and
+  position, written in the same transaction as the data, and ``read`` restores them: ``str``,
+  ``string``, ``object`` (of str), ``int64``/``Int64`` (and the other integer widths), ``float64``/
+  ``Float64``, ``bool``/``boolean``, ``datetime64[unit]`` and ``datetime64[unit, tz]`` (stored as
+  naive UTC). An empty string comes back empty, a missing value comes back missing. A column that
+  is NULL in some partition (schema drift) cannot be held by ``int64``/``bool``; it comes back as
+  ``Int64``/``boolean`` instead. The DataFrame index is not stored. Timestamps are stored with
+  microsecond precision, so nanosecond parts are refused rather than silently truncated.
+- Atomic replacement. ``write(table, df, partition=k)`` deletes partition ``k`` and loads the frame
+  in one transaction; ``write(table, df)`` loads a staging table and swaps it in within the same
+  transaction. Readers see the old or the new version, never half of one; a failure leaves the
+  old version; re-writing never duplicates.
+- Partitioned tables carry a text column ``_partition`` (indexed). ``read`` drops it unless it is
+  asked for in ``columns``. Row order is the storage order, not guaranteed across partitions.
+- Names are validated and always quoted by SQLAlchemy; values are always bound parameters.
+- PostgreSQL loads with ``COPY FROM STDIN`` (CSV, chunked) and reads with ``COPY TO STDOUT``;
+  DDL and writes of one table are serialized with a transaction-level advisory lock. SQLite
+  writes take ``BEGIN IMMEDIATE`` so that concurrent writers wait (busy timeout) instead of
+  failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from data_platform.sources.db import make_engine
+from pandas.api import types as pdt
+
+PARTITION_COLUMN = "_partition"
+MANIFEST_TABLE = "_dp_columns"
+STAGING_PREFIX = "_dp_stage_"
+TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+MAX_COLUMN_NAME_LENGTH = 63
+DEFAULT_CHUNK_ROWS = 100_000
+CONNECT_ATTEMPTS = 4
+CONNECT_FIRST_DELAY_S = 0.25
+# Prefixed to every non-NULL text value in COPY TO output so that an empty string ("x") and a
+# NULL (nothing) stay distinguishable once pandas has parsed the CSV.
+_TEXT_MARK = "x"
+_PARTITION_DTYPE = "partition"
+
+_SQL_TYPES = {
+    "int": sa.BigInteger,
+    "float": sa.Double,
+    "bool": sa.Boolean,
+    "datetime": sa.DateTime,
+    "text": sa.Text,
+}
+
+
+class WarehouseError(Exception):
+    """A table cannot be written or read as asked; the message names the table."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    kind: str  # one of _SQL_TYPES
+    dtype: str  # str(pandas dtype), restored on read
+
+
+def _kind_of_dtype(dtype_name: str) -> str:
+    if dtype_name == _PARTITION_DTYPE:
+        return "text"
+    dtype = pdt.pandas_dtype(dtype_name)
+    if pdt.is_bool_dtype(dtype):
+        return "bool"
+    if pdt.is_integer_dtype(dtype):
+        return "int"
+    if pdt.is_float_dtype(dtype):
+        return "float"
+    if pdt.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    return "text"
+
+
+def check_table_name(table: str) -> str:
+    if not isinstance(table, str) or not TABLE_NAME_PATTERN.match(table):
+        raise WarehouseError(
+            f"invalid table name {table!r}: use letters, digits and underscores, "
+            "starting with a letter or underscore, at most 63 characters"
+        )
+    if table == MANIFEST_TABLE or table.startswith(STAGING_PREFIX):
+        raise WarehouseError(f"invalid table name {table!r}: reserved for the warehouse itself")
+    return table
+
+
+def _check_column_name(table: str, name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > MAX_COLUMN_NAME_LENGTH or "\x00" in name:
+        raise WarehouseError(
+            f"table {table!r}: invalid column name {name!r}: a non-empty string of at most "
+            f"{MAX_COLUMN_NAME_LENGTH} characters without NUL"
+        )
+    return name
+
+
+def describe_frame(table: str, df: pd.DataFrame) -> list[ColumnSpec]:
+    """Column specs of a frame, or one WarehouseError naming the table and the offending column."""
+    if not isinstance(df, pd.DataFrame):
+        raise WarehouseError(f"table {table!r}: expected a pandas DataFrame, got {type(df).__name__}")
+    if len(df.columns) == 0:
+        raise WarehouseError(f"table {table!r}: a DataFrame without columns cannot be stored")
+    seen: set[str] = set()
+    specs = []
+    for position, name in enumerate(df.columns):
+        _check_column_name(table, name)
+        if name == PARTITION_COLUMN:
+            raise WarehouseError(f"table {table!r}: column name {PARTITION_COLUMN!r} is reserved")
+        # SQLite compares identifiers case-insensitively; refuse what one backend would merge.
+        if name.lower() in seen:
+            raise WarehouseError(f"table {table!r}: duplicate column name {name!r}")
+        seen.add(name.lower())
+        series = df.iloc[:, position]
+        specs.append(ColumnSpec(name, _kind_of_series(table, name, series), str(series.dtype)))
+    return specs
+
+
+def _kind_of_series(table: str, name: str, series: pd.Series) -> str:
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pdt.is_timedelta64_dtype(dtype):
+        kind = None
+    elif pdt.is_bool_dtype(dtype):
+        kind = "bool"
+    elif pdt.is_integer_dtype(dtype):
+        kind = "int"
+    elif pdt.is_float_dtype(dtype):
+        kind = "float"
+    elif pdt.is_datetime64_any_dtype(dtype):
+        kind = "datetime"
+        naive = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
+        nanos = naive.astype("datetime64[ns]").dropna().astype("int64")
+        if bool((nanos % 1000 != 0).any()):
+            raise WarehouseError(
+                f"table {table!r}: column {name!r} has sub-microsecond timestamps, "
+                "which SQL timestamps cannot hold; round them first"
+            )
+    elif isinstance(dtype, pd.StringDtype):
+        kind = "text"
+    elif pdt.is_object_dtype(dtype):
+        kind = "text" if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty") else None
+    else:
+        kind = None
+    if kind is None:
+        raise WarehouseError(
+            f"table {table!r}: column {name!r} has dtype {dtype} which the warehouse does not store "
+            "(supported: str/string/object of str, integers, floats, bool/boolean, datetime64)"
+        )
+    if kind == "text" and bool(series.astype("str").str.contains("\x00", regex=False).fillna(False).any()):
+        raise WarehouseError(f"table {table!r}: column {name!r} holds a NUL character, which SQL text cannot")
+    return kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding for COPY FROM STDIN (CSV): NULL is an unquoted empty field, every text value is
+# quoted, so an empty string ("") stays an empty string.
+
+
+def _csv_field(series: pd.Series, kind: str) -> pd.Series:
+    if kind == "text":
+        text = series.astype("str")
+        return ('"' + text.str.replace('"', '""', regex=False) + '"').fillna("")
+    if kind == "int":
+        return series.astype("Int64").astype("str").fillna("")
+    if kind == "float":
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        return pd.Series(values, index=series.index).astype("str").fillna("")
+    if kind == "bool":
+        return series.astype("boolean").map({True: "t", False: "f"}).astype("str").fillna("")
+    naive = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
+    return naive.astype("str").fillna("")
+
+
+def encode_csv(df: pd.DataFrame, specs: Sequence[ColumnSpec], partition: str | None = None) -> str:
+    """CSV text for PostgreSQL COPY of ``df`` (columns in ``specs`` order, then the partition)."""
+    fields = [_csv_field(df[spec.name], spec.kind) for spec in specs]
+    if partition is not None:
+        quoted = '"' + partition.replace('"', '""') + '"'
+        fields.append(pd.Series(quoted, index=df.index, dtype="str"))
+    lines = fields[0].str.cat(fields[1:], sep=",") if len(fields) > 1 else fields[0]
+    return "\n".join(lines.tolist()) + "\n"
+
+
+def _python_rows(df: pd.DataFrame, specs: Sequence[ColumnSpec], partition: str | None) -> list[tuple]:
+    columns = []
+    for spec in specs:
+        series = df[spec.name]
+        if spec.kind == "datetime":
+            naive = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
+            values = [None if pd.isna(v) else v.to_pydatetime() for v in naive.astype(object)]
+        elif spec.kind == "float":
+            arr = series.to_numpy(dtype="float64", na_value=np.nan)
+            values = [None if np.isnan(v) else float(v) for v in arr]
+        else:
+            values = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
+                      for v in series.astype(object).tolist()]
+            if spec.kind == "int":
+                values = [None if v is None else int(v) for v in values]
+            elif spec.kind == "bool":
+                values = [None if v is None else bool(v) for v in values]
+        columns.append(values)
+    if partition is not None:
+        columns.append([partition] * len(df))
+    return list(zip(*columns, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: raw values (strings from CSV, Python objects from SQLite) back to the recorded dtype.
+
+_BOOL_OF = {"t": True, "f": False, True: True, False: False}
+
+
+def _nullable_integer(dtype: np.dtype) -> str:
+    return "UInt" + dtype.name[4:] if dtype.name.startswith("uint") else "Int" + dtype.name[3:]
+
+
+def restore_column(values: pd.Series, dtype_name: str) -> pd.Series:
+    kind = _kind_of_dtype(dtype_name)
+    if dtype_name == _PARTITION_DTYPE:
+        return values.astype("str")
+    dtype = pdt.pandas_dtype(dtype_name)
+    if kind == "text":
+        if pdt.is_object_dtype(dtype):
+            return values.astype(object).where(values.notna(), None)
+        return values.astype(dtype)
+    if kind == "int":
+        if isinstance(values.dtype, pd.Int64Dtype):
+            restored = values
+        else:
+            objects = values.astype(object).where(values.notna(), None).tolist()
+            restored = pd.Series(pd.array(objects, dtype="Int64"), index=values.index)
+        if restored.hasnans and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            return restored.astype(_nullable_integer(dtype))
+        return restored.astype(dtype)
+    if kind == "float":
+        return pd.to_numeric(values, errors="raise").astype("float64").astype(dtype)
+    if kind == "bool":
+        restored = values.map(_BOOL_OF).astype("boolean")
+        if restored.hasnans and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            return restored
+        return restored.astype(dtype)
+    if pdt.is_datetime64_any_dtype(values.dtype):
+        stamps = values
+    else:
+        stamps = pd.to_datetime(values.astype(object), format="ISO8601")
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return stamps.dt.tz_localize("UTC").dt.tz_convert(dtype.tz).astype(dtype)
+    return stamps.astype(dtype)
+
+
+class TableStore:
+    """Tables of pandas frames in one SQL database; see the module docstring for guarantees."""
+
+    def __init__(self, url: str, schema: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+        self._engine = make_engine(url)
+        self._postgres = self._engine.dialect.name == "postgresql"
+        if schema is not None:
+            if not self._postgres:
+                raise WarehouseError(f"schema {schema!r}: schemas are supported on PostgreSQL only")
+            check_table_name(schema)
+        self.schema = schema
+        self.chunk_rows = max(1, int(chunk_rows))
+        self._manifest_ready = False
+        if self._engine.dialect.name == "sqlite":
+            self._control_sqlite_transactions()
+        self._manifest = sa.Table(
+            MANIFEST_TABLE,
+            sa.MetaData(schema=schema),
+            sa.Column("table_name", sa.Text, primary_key=True),
+            sa.Column("column_name", sa.Text, primary_key=True),
+            sa.Column("dtype", sa.Text, nullable=False),
+            sa.Column("position", sa.Integer, nullable=False),
+        )
+
+    def _control_sqlite_transactions(self) -> None:
+        # pysqlite neither begins a transaction before DDL nor lets us pick IMMEDIATE; without
+        # this, a DROP would autocommit and a deferred writer could fail to upgrade its lock.
+        @sa.event.listens_for(self._engine, "connect")
+        def _own_transactions(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+
+        @sa.event.listens_for(self._engine, "begin")
+        def _begin(conn):
+            immediate = conn.get_execution_options().get("dp_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connect(self) -> sa.Connection:
+        delay = CONNECT_FIRST_DELAY_S
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                return self._engine.connect()
+            except sa.exc.OperationalError as error:
+                if attempt == CONNECT_ATTEMPTS:
+                    url = self._engine.url.render_as_string(hide_password=True)
+                    raise WarehouseError(
+                        f"cannot connect to the warehouse at {url} after {attempt} attempts: "
+                        f"{type(error.orig).__name__}"
+                    ) from None
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _transaction(self, write: bool = False) -> Iterator[sa.Connection]:
+        with self._connect() as conn:
+            if write:
+                conn = conn.execution_options(dp_write=True)
+            with conn.begin():
+                yield conn
+
+    def _lock(self, conn: sa.Connection, name: str) -> None:
+        if self._postgres:
+            key = f"{self.schema or ''}.{name}"
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+    def _ensure_manifest(self) -> None:
+        if self._manifest_ready:
+            return
+        with self._transaction(write=True) as conn:
+            self._lock(conn, MANIFEST_TABLE)
+            if self.schema is not None:
+                conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
+            self._manifest.create(conn, checkfirst=True)
+        self._manifest_ready = True
+
+    # -- table objects ----------------------------------------------------------------------
+
+    def _table(self, name: str, specs: Sequence[ColumnSpec], partitioned: bool) -> sa.Table:
+        columns = [sa.Column(spec.name, _SQL_TYPES[spec.kind]()) for spec in specs]
+        if partitioned:
+            columns.append(sa.Column(PARTITION_COLUMN, sa.Text, nullable=False))
+        table = sa.Table(name, sa.MetaData(schema=self.schema), *columns)
+        if partitioned:
+            digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+            sa.Index(f"ix_dp_{digest}_partition", table.c[PARTITION_COLUMN])
+        return table
+
+    def _read_manifest(self, conn: sa.Connection, table: str) -> list[ColumnSpec]:
+        m = self._manifest.c
+        rows = conn.execute(
+            sa.select(m.column_name, m.dtype).where(m.table_name == table).order_by(m.position)
+        ).all()
+        return [ColumnSpec(name, _kind_of_dtype(dtype), dtype) for name, dtype in rows]
+
+    def _write_manifest(self, conn: sa.Connection, table: str, specs: Sequence[ColumnSpec]) -> None:
+        conn.execute(sa.delete(self._manifest).where(self._manifest.c.table_name == table))
+        rows = [
+            {"table_name": table, "column_name": s.name, "dtype": s.dtype, "position": i}
+            for i, s in enumerate(specs)
+        ]
+        conn.execute(sa.insert(self._manifest), rows)
+
+    def _stored(self, conn: sa.Connection, table: str) -> tuple[list[ColumnSpec], bool]:
+        specs = self._read_manifest(conn, table)
+        if not specs:
+            if sa.inspect(conn).has_table(table, schema=self.schema):
+                raise WarehouseError(f"table {table!r} exists but was not written by the warehouse")
+            raise WarehouseError(f"table {table!r} does not exist in the warehouse")
+        partitioned = any(s.dtype == _PARTITION_DTYPE for s in specs)
+        return [s for s in specs if s.dtype != _PARTITION_DTYPE], partitioned
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, table: str, df: pd.DataFrame, partition: str | None = None) -> int:
+        """Replace ``partition`` of ``table`` (or the whole table) with ``df``; returns rows written."""
+        check_table_name(table)
+        specs = describe_frame(table, df)
+        if partition is not None and (not isinstance(partition, str) or not partition or "\x00" in partition):
+            raise WarehouseError(f"table {table!r}: invalid partition key {partition!r}")
+        self._ensure_manifest()
+        frame = df.reset_index(drop=True)
+        if partition is None:
+            self._replace_table(table, frame, specs)
+        else:
+            self._replace_partition(table, frame, specs, partition)
+        return len(frame)
+
+    def _replace_partition(self, table: str, df: pd.DataFrame, specs: list[ColumnSpec], partition: str) -> None:
+        with self._transaction(write=True) as conn:
+            self._lock(conn, table)
+            stored = self._read_manifest(conn, table)
+            if stored and not any(s.dtype == _PARTITION_DTYPE for s in stored):
+                raise WarehouseError(
+                    f"table {table!r} is stored unpartitioned; drop it before writing partitions"
+                )
+            stored = [s for s in stored if s.dtype != _PARTITION_DTYPE]
+            merged = self._merge_specs(table, stored, specs)
+            sql_table = self._table(table, merged, partitioned=True)
+            if not stored:
+                if sa.inspect(conn).has_table(table, schema=self.schema):
+                    raise WarehouseError(f"table {table!r} exists but was not written by the warehouse")
+                sql_table.create(conn)
+            else:
+                self._add_columns(conn, sql_table, [s for s in merged if s.name not in {x.name for x in stored}])
+                conn.execute(sa.delete(sql_table).where(sql_table.c[PARTITION_COLUMN] == partition))
+            self._load(conn, sql_table, df, specs, partition)
+            self._write_manifest(conn, table, [*merged, ColumnSpec(PARTITION_COLUMN, "text", _PARTITION_DTYPE)])
+
+    @staticmethod
+    def _merge_specs(table: str, stored: list[ColumnSpec], new: list[ColumnSpec]) -> list[ColumnSpec]:
+        by_name = {s.name: s for s in new}
+        lowered = {s.name.lower(): s.name for s in stored}
+        merged = []
+        for old in stored:
+            incoming = by_name.get(old.name)
+            if incoming is None:
+                merged.append(old)
+            elif incoming.kind != old.kind:
+                raise WarehouseError(
+                    f"table {table!r}: column {old.name!r} is stored as {old.dtype} "
+                    f"and cannot now take {incoming.dtype}"
+                )
+            else:
+                merged.append(incoming)
+        for spec in new:
+            if spec.name not in {s.name for s in stored}:
+                if spec.name.lower() in lowered:
+                    raise WarehouseError(
+                        f"table {table!r}: column {spec.name!r} clashes with stored column {lowered[spec.name.lower()]!r}"
+                    )
+                merged.append(spec)
+        return merged
+
+    def _add_columns(self, conn: sa.Connection, sql_table: sa.Table, specs: Sequence[ColumnSpec]) -> None:
+        preparer = conn.dialect.identifier_preparer
+        for spec in specs:
+            column_type = _SQL_TYPES[spec.kind]().compile(dialect=conn.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {preparer.format_table(sql_table)} "
+                f"ADD COLUMN {preparer.quote(spec.name)} {column_type}"
+            )
+
+    def _replace_table(self, table: str, df: pd.DataFrame, specs: list[ColumnSpec]) -> None:
+        staging_name = f"{STAGING_PREFIX}{uuid.uuid4().hex[:20]}"
+        with self._transaction(write=True) as conn:
+            staging = self._table(staging_name, specs, partitioned=False)
+            staging.create(conn)
+            self._load(conn, staging, df, specs, None)
+            # The lock comes after the load so that a long load does not block other writers.
+            self._lock(conn, table)
+            stored = self._read_manifest(conn, table)
+            if any(s.dtype == _PARTITION_DTYPE for s in stored):
+                raise WarehouseError(
+                    f"table {table!r} is stored partitioned; write a partition, or drop it first"
+                )
+            old = sa.Table(table, sa.MetaData(schema=self.schema))
+            if stored:
+                old.drop(conn)
+            elif sa.inspect(conn).has_table(table, schema=self.schema):
+                raise WarehouseError(f"table {table!r} exists but was not written by the warehouse")
+            preparer = conn.dialect.identifier_preparer
+            conn.exec_driver_sql(
+                f"ALTER TABLE {preparer.format_table(staging)} RENAME TO {preparer.quote(table)}"
+            )
+            self._write_manifest(conn, table, specs)
+
+    def _load(self, conn: sa.Connection, sql_table: sa.Table, df: pd.DataFrame,
+              specs: Sequence[ColumnSpec], partition: str | None) -> None:
+        if df.empty:
+            return
+        if self._postgres:
+            self._copy_in(conn, sql_table, df, specs, partition)
+            return
+        statement = str(sa.insert(sql_table).compile(dialect=conn.dialect))
+        for start in range(0, len(df), self.chunk_rows):
+            chunk = df.iloc[start:start + self.chunk_rows]
+            conn.exec_driver_sql(statement, _python_rows(chunk, specs, partition))
+
+    def _copy_in(self, conn: sa.Connection, sql_table: sa.Table, df: pd.DataFrame,
+                 specs: Sequence[ColumnSpec], partition: str | None) -> None:
+        preparer = conn.dialect.identifier_preparer
+        names = [s.name for s in specs] + ([PARTITION_COLUMN] if partition is not None else [])
+        statement = (
+            f"COPY {preparer.format_table(sql_table)} ({', '.join(preparer.quote(n) for n in names)}) "
+            "FROM STDIN WITH (FORMAT csv)"
+        )
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            for start in range(0, len(df), self.chunk_rows):
+                chunk = df.iloc[start:start + self.chunk_rows]
+                cursor.copy_expert(statement, io.StringIO(encode_csv(chunk, specs, partition)))
+        finally:
+            cursor.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read(self, table: str, partitions: Sequence[str] | None = None,
+             columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows of ``table`` (only ``partitions`` if given) with the dtypes they were written with.
+
+        The ``_partition`` column is dropped unless it is named in ``columns``.
+        """
+        check_table_name(table)
+        if isinstance(partitions, str):
+            raise WarehouseError(f"table {table!r}: partitions must be a list of keys, not a string")
+        self._ensure_manifest()
+        with self._transaction() as conn:
+            specs, partitioned = self._stored(conn, table)
+            if partitions is not None and not partitioned:
+                raise WarehouseError(f"table {table!r} is not partitioned; read it without partitions")
+            available = {s.name: s for s in specs}
+            if partitioned:
+                available[PARTITION_COLUMN] = ColumnSpec(PARTITION_COLUMN, "text", _PARTITION_DTYPE)
+            if columns is None:
+                chosen = specs
+            else:
+                missing = [c for c in columns if c not in available]
+                if missing:
+                    raise WarehouseError(f"table {table!r} has no column(s) {missing}")
+                chosen = [available[c] for c in columns]
+            sql_table = self._table(table, specs, partitioned)
+            where = None
+            if partitions is not None:
+                where = sql_table.c[PARTITION_COLUMN].in_(list(partitions))
+            if self._postgres:
+                raw = self._copy_out(conn, sql_table, chosen, where)
+            else:
+                query = sa.select(*[sql_table.c[s.name] for s in chosen])
+                if where is not None:
+                    query = query.where(where)
+                rows = conn.execute(query).all()
+                raw = pd.DataFrame(rows, columns=[s.name for s in chosen], dtype=object)
+        return pd.DataFrame({s.name: restore_column(raw[s.name], s.dtype) for s in chosen},
+                            columns=[s.name for s in chosen])
+
+    def _copy_out(self, conn: sa.Connection, sql_table: sa.Table, chosen: Sequence[ColumnSpec],
+                  where) -> pd.DataFrame:
+        exprs = []
+        for spec in chosen:
+            column = sql_table.c[spec.name]
+            if spec.kind == "text":
+                column = sa.literal_column(f"'{_TEXT_MARK}'", type_=sa.Text()) + column
+            exprs.append(column.label(spec.name))
+        query = sa.select(*exprs)
+        if where is not None:
+            query = query.where(where)
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute("SET LOCAL datestyle TO 'ISO, YMD'")
+            cursor.execute("SET LOCAL extra_float_digits TO 1")
+            # mogrify is the driver's own parameter binding (what execute does), applied to the
+            # SELECT that COPY wraps, because COPY itself takes no parameters.
+            select_sql = cursor.mogrify(compiled.string, compiled.params).decode()
+            buffer = io.StringIO()
+            cursor.copy_expert(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)", buffer)
+        finally:
+            cursor.close()
+        buffer.seek(0)
+        names = [s.name for s in chosen]
+        if buffer.getvalue() == "":
+            return pd.DataFrame({n: pd.Series([], dtype=object) for n in names}, columns=names)
+        dtypes = {}
+        for i, spec in enumerate(chosen):
+            dtypes[i] = {"int": "Int64", "float": "float64"}.get(spec.kind, "str")
+        raw = pd.read_csv(buffer, header=None, names=list(range(len(names))), dtype=dtypes,
+                          keep_default_na=False, na_values=[""], quotechar='"')
+        raw.columns = names
+        for spec in chosen:
+            if spec.kind == "text":
+                raw[spec.name] = raw[spec.name].str.slice(len(_TEXT_MARK))
+        return raw
+
+    # -- inspection and maintenance ---------------------------------------------------------
+
+    def exists(self, table: str) -> bool:
+        check_table_name(table)
+        self._ensure_manifest()
+        with self._transaction() as conn:
+            return bool(self._read_manifest(conn, table))
+
+    def partitions(self, table: str) -> list[str]:
+        check_table_name(table)
+        self._ensure_manifest()
+        with self._transaction() as conn:
+            specs, partitioned = self._stored(conn, table)
+            if not partitioned:
+                return []
+            column = self._table(table, specs, True).c[PARTITION_COLUMN]
+            return list(conn.execute(sa.select(column).distinct().order_by(column)).scalars())
+
+    def row_count(self, table: str, partition: str | None = None) -> int:
+        check_table_name(table)
+        self._ensure_manifest()
+        with self._transaction() as conn:
+            specs, partitioned = self._stored(conn, table)
+            sql_table = self._table(table, specs, partitioned)
+            query = sa.select(sa.func.count()).select_from(sql_table)
+            if partition is not None:
+                if not partitioned:
+                    raise WarehouseError(f"table {table!r} is not partitioned")
+                query = query.where(sql_table.c[PARTITION_COLUMN] == partition)
+            return int(conn.execute(query).scalar_one())
+
+    def drop(self, table: str) -> None:
+        check_table_name(table)
+        self._ensure_manifest()
+        with self._transaction(write=True) as conn:
+            self._lock(conn, table)
+            if self._read_manifest(conn, table):
+                sa.Table(table, sa.MetaData(schema=self.schema)).drop(conn, checkfirst=True)
+                conn.execute(sa.delete(self._manifest).where(self._manifest.c.table_name == table))
+
+    def dispose(self) -> None:
+        self._engine.dispose()
