@@ -476,7 +476,8 @@ class TableStore:
         if self._postgres:
             self._copy_in(conn, sql_table, df, specs, partition)
             return
-        statement = str(sa.insert(sql_table).compile(dialect=conn.dialect))
+        names = [s.name for s in specs] + ([PARTITION_COLUMN] if partition is not None else [])
+        statement = str(sa.insert(sql_table).compile(dialect=conn.dialect, column_keys=names))
         for start in range(0, len(df), self.chunk_rows):
             chunk = df.iloc[start:start + self.chunk_rows]
             conn.exec_driver_sql(statement, _python_rows(chunk, specs, partition))
