@@ -169,29 +169,30 @@ def _kind_of_series(table: str, name: str, series: pd.Series) -> str:
 # quoted, so an empty string ("") stays an empty string.
 
 
-def _csv_field(series: pd.Series, kind: str) -> pd.Series:
+def _csv_field(series: pd.Series, kind: str) -> list[str]:
+    # Python lists joined row-wise beat pandas string concatenation by ~2x for wide frames.
     if kind == "text":
         text = series.astype("str")
-        return ('"' + text.str.replace('"', '""', regex=False) + '"').fillna("")
+        return ('"' + text.str.replace('"', '""', regex=False) + '"').fillna("").tolist()
     if kind == "int":
-        return series.astype("Int64").astype("str").fillna("")
+        if not series.hasnans:
+            return list(map(str, series.to_numpy(dtype="int64").tolist()))
+        return ["" if v is None else str(v) for v in series.to_numpy(dtype=object, na_value=None).tolist()]
     if kind == "float":
-        values = series.to_numpy(dtype="float64", na_value=np.nan)
-        return pd.Series(values, index=series.index).astype("str").fillna("")
+        values = series.to_numpy(dtype="float64", na_value=np.nan).tolist()
+        return ["" if v != v else repr(v) for v in values]
     if kind == "bool":
-        return series.astype("boolean").map({True: "t", False: "f"}).astype("str").fillna("")
+        return series.astype("boolean").map({True: "t", False: "f"}).astype("str").fillna("").tolist()
     naive = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
-    return naive.astype("str").fillna("")
+    return naive.astype("str").fillna("").tolist()
 
 
 def encode_csv(df: pd.DataFrame, specs: Sequence[ColumnSpec], partition: str | None = None) -> str:
     """CSV text for PostgreSQL COPY of ``df`` (columns in ``specs`` order, then the partition)."""
     fields = [_csv_field(df[spec.name], spec.kind) for spec in specs]
     if partition is not None:
-        quoted = '"' + partition.replace('"', '""') + '"'
-        fields.append(pd.Series(quoted, index=df.index, dtype="str"))
-    lines = fields[0].str.cat(fields[1:], sep=",") if len(fields) > 1 else fields[0]
-    return "\n".join(lines.tolist()) + "\n"
+        fields.append(['"' + partition.replace('"', '""') + '"'] * len(df))
+    return "\n".join(map(",".join, zip(*fields, strict=True))) + "\n"
 
 
 def _python_rows(df: pd.DataFrame, specs: Sequence[ColumnSpec], partition: str | None) -> list[tuple]:
