@@ -48,9 +48,11 @@ MAX_COLUMN_NAME_LENGTH = 63
 DEFAULT_CHUNK_ROWS = 100_000
 CONNECT_ATTEMPTS = 4
 CONNECT_FIRST_DELAY_S = 0.25
-# Prefixed to every non-NULL text value in COPY TO output so that an empty string ("x") and a
-# NULL (nothing) stay distinguishable once pandas has parsed the CSV.
-_TEXT_MARK = "x"
+# COPY TO writes NULL as this marker, so that pandas tells NULL from an empty string (which PG
+# writes as ""; pandas cannot see quoting). Text values starting with the escape character get
+# one more in front, so no value can be mistaken for the marker.
+_ESCAPE = "\x01"
+_NULL_MARK = _ESCAPE + "N"
 _PARTITION_DTYPE = "partition"
 
 _SQL_TYPES = {
@@ -546,7 +548,8 @@ class TableStore:
         for spec in chosen:
             column = sql_table.c[spec.name]
             if spec.kind == "text":
-                column = sa.literal_column(f"'{_TEXT_MARK}'", type_=sa.Text()) + column
+                escaped = sa.literal(_ESCAPE, sa.Text()) + column
+                column = sa.case((sa.func.left(column, 1) == _ESCAPE, escaped), else_=column)
             exprs.append(column.label(spec.name))
         query = sa.select(*exprs)
         if where is not None:
@@ -560,22 +563,27 @@ class TableStore:
             # SELECT that COPY wraps, because COPY itself takes no parameters.
             select_sql = cursor.mogrify(compiled.string, compiled.params).decode()
             buffer = io.StringIO()
-            cursor.copy_expert(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)", buffer)
+            cursor.copy_expert(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv, NULL E'\\001N')", buffer)
         finally:
             cursor.close()
         buffer.seek(0)
         names = [s.name for s in chosen]
-        if buffer.getvalue() == "":
+        text = buffer.getvalue()
+        if text == "":
             return pd.DataFrame({n: pd.Series([], dtype=object) for n in names}, columns=names)
         dtypes = {}
         for i, spec in enumerate(chosen):
             dtypes[i] = {"int": "Int64", "float": "float64"}.get(spec.kind, "str")
         raw = pd.read_csv(buffer, header=None, names=list(range(len(names))), dtype=dtypes,
-                          keep_default_na=False, na_values=[""], quotechar='"')
+                          keep_default_na=False, na_values=[_NULL_MARK], quotechar='"')
         raw.columns = names
-        for spec in chosen:
-            if spec.kind == "text":
-                raw[spec.name] = raw[spec.name].str.slice(len(_TEXT_MARK))
+        # A substring search over the whole text is cheap; decoding every value is not.
+        if _ESCAPE + _ESCAPE in text:
+            for spec in chosen:
+                if spec.kind == "text":
+                    values = raw[spec.name]
+                    escaped = values.str.startswith(_ESCAPE).fillna(False).astype(bool)
+                    raw[spec.name] = values.where(~escaped, values.str.slice(1))
         return raw
 
     # -- inspection and maintenance ---------------------------------------------------------

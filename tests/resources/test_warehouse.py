@@ -29,8 +29,8 @@ def awkward_frame() -> pd.DataFrame:
     )
     return pd.DataFrame(
         {
-            "text": pd.Series(["plain", "", None, 'q"uo,te\nline\r\\N \\ é 😀'], dtype="str"),
-            "nullable_text": pd.Series(["a", "", None, "\t"], dtype="string"),
+            "text": pd.Series(["\x01plain", "", None, 'q"uo,te\nline\r\\N \\ é 😀'], dtype="str"),
+            "nullable_text": pd.Series(["\x01N", "", None, "\t"], dtype="string"),
             "object_text": pd.Series(["a", "", None, "\\N"], dtype=object),
             "ints": pd.Series([1, -2, 0, 2**62], dtype="int64"),
             "nullable_ints": pd.Series([1, None, 3, -(2**62)], dtype="Int64"),
