@@ -362,3 +362,28 @@ def test_property_every_row_accounted_for_and_clean_rows_obey_rules(entity):
         assert_clean_obeys_rules(entity, result)
 
     check()
+
+
+def test_extra_columns_from_a_drifted_source_are_not_carried_into_clean():
+    raw = order_rows({"line_no": 1}).assign(coupon="X")
+    result = clean("orders", raw)
+    assert len(result.clean) == 1 and "coupon" not in result.clean.columns
+
+
+def test_real_online_retail_day(real_data_dir):
+    from datetime import date
+
+    from data_platform.sources import load
+
+    day = date(2010, 12, 1)
+    raw = load(
+        "online_retail", real_data_dir / "online_retail", start=day, end=date(2010, 12, 2)
+    ).data
+    result = clean("orders", raw)
+    assert_reconciled(result, raw)
+    df = result.clean
+    assert df["is_return"].any()
+    assert df.loc[df["is_return"], "order_id"].str.startswith("C").all()
+    assert df["customer_id"].isna().any()  # guest lines kept
+    assert not df["customer_id"].dropna().str.endswith(".0").any()
+    assert result.counts.get("duplicate", 0) > 0  # the source repeats lines
