@@ -93,15 +93,16 @@ def clean(entity: str, raw: pd.DataFrame, *, policy: CleaningPolicy | None = Non
     rows = _Verdicts(len(raw))
 
     typed_columns: dict[str, pd.Series] = {}
+    delivered: dict[str, np.ndarray] = {}
     for col, dtype in schema.columns.items():
-        source = _column(raw, col)
-        typed, present = _coerce(source, dtype, col)
-        typed_columns[col] = typed
-        # Something was delivered but cannot be read as the column's type.
-        rows.assign(present & typed.isna().to_numpy(), f"invalid_{col}", col)
-        if col in schema.required or col in schema.key:
-            rows.assign(typed.isna().to_numpy(), f"missing_{col}", col)
+        typed_columns[col], delivered[col] = _coerce(_column(raw, col), dtype, col)
     typed = schema.conform(pd.DataFrame(typed_columns, index=raw.index))
+    for col in schema.columns:
+        absent = typed[col].isna().to_numpy()
+        # Something was delivered but cannot be read as the column's type.
+        rows.assign(delivered[col] & absent, f"invalid_{col}", col)
+        if col in schema.required or col in schema.key:
+            rows.assign(absent, f"missing_{col}", col)
     for col in _COUNTRY_COLUMNS:
         if col in typed.columns:
             typed[col] = _normalize_country(typed[col])
