@@ -273,7 +273,8 @@ class TableStore:
         if schema is not None:
             if not self._postgres:
                 raise WarehouseError(f"schema {schema!r}: schemas are supported on PostgreSQL only")
-            check_table_name(schema)
+            if not isinstance(schema, str) or not TABLE_NAME_PATTERN.match(schema):
+                raise WarehouseError(f"invalid schema name {schema!r}: use letters, digits and underscores")
         self.schema = schema
         self.chunk_rows = max(1, int(chunk_rows))
         self._manifest_ready = False

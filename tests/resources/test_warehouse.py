@@ -285,3 +285,21 @@ def test_concurrent_writers_in_two_processes(warehouse_url):
     # Readers never see half a partition nor a mix of two writers.
     assert observed and all(n == 2000 and len(labels) == 1 for n, labels in observed)
     store.dispose()
+
+
+def test_postgres_schema_keeps_tables_apart(postgres_url):
+    analytics = TableStore(postgres_url, schema="analytics")
+    default = TableStore(postgres_url)
+    analytics.write("orders", pd.DataFrame({"a": [1, 2]}), partition="p")
+    default.write("orders", pd.DataFrame({"b": ["x"]}))
+    assert analytics.read("orders")["a"].tolist() == [1, 2]
+    assert default.read("orders")["b"].tolist() == ["x"]
+    with pytest.raises(WarehouseError, match="invalid schema name"):
+        TableStore(postgres_url, schema='s"; --')
+    analytics.dispose()
+    default.dispose()
+
+
+def test_sqlite_rejects_schemas(sqlite_url):
+    with pytest.raises(WarehouseError, match="PostgreSQL only"):
+        TableStore(sqlite_url, schema="analytics")
