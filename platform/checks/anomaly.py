@@ -1,0 +1,653 @@
+"""History-aware anomaly checks for any asset: `build_anomaly_checks(assets)`.
+
+Each check judges the numeric metadata of the materialization(s) made in its run against the
+asset's own past materializations (one point per partition, latest wins, only partitions before
+the judged one), with the pure detector `data_platform.quality.anomaly.detect`. Points this
+check judged anomalous before are left out of the baseline, so an incident never widens the
+band; points on the expected-events calendar are neither alerted on nor learned from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from data_platform.quality.history import (
+    DEFAULT_LOOKBACK,
+    ExpectedEvents,
+    coerce_expected_events,
+    history_frame,
+    numeric_metrics,
+    order_points,
+)
+from data_platform.quality.plot import plot_metric_png, png_data_uri
+from data_platform.quality.verdict import MetricResult, Verdict
+
+DEFAULT_CHECK_NAME = "anomaly"
+# Run tag: the judged point is a known, legitimate change. The check passes and the point
+# joins the baseline (a new normal). Re-executing the check with this tag clears a past alert.
+EXPECTED_TAG = "data_platform/anomaly_expected"
+# Metadata this check writes and reads back to know which points to leave out of the baseline.
+IS_ANOMALY_KEY = "anomaly/is_anomaly"
+PARTITION_KEY = "anomaly/partition"
+STORAGE_ID_KEY = "anomaly/storage_id"
+POINTS_KEY = "anomaly/points"
+_PAGE = 500
+# Safety net for unusual layouts (old partitions backfilled after newer ones): never scan more.
+_MAX_SCAN_FACTOR = 10
+
+Detector = Callable[..., Verdict]
+
+
+@dataclass
+class Point:
+    """One materialization as the checks see it: where it sits and its numeric metadata."""
+
+    storage_id: int
+    timestamp: float
+    run_id: str
+    partition: str | None
+    metadata: dict[str, object]
+    # Dagster's metadata values as stored (schemas, text) for rules that need more than numbers.
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> Hashable:
+        return self.partition if self.partition is not None else self.storage_id
+
+
+@dataclass
+class PointVerdict:
+    point: Point
+    verdict: Verdict | None
+    is_anomaly: bool
+    note: str = ""
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    excluded: list[bool] = field(default_factory=list)
+
+
+def build_anomaly_checks(
+    assets: Iterable[dg.AssetsDefinition | dg.AssetKey | str | Sequence[str]],
+    *,
+    metrics: Sequence[str] | None = None,
+    config: Any = None,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
+    blocking: bool = False,
+    lookback: int = DEFAULT_LOOKBACK,
+    detector: Detector | None = None,
+    expected_events: Any = None,
+    name: str = DEFAULT_CHECK_NAME,
+) -> list[dg.AssetChecksDefinition]:
+    """One check named `name` (default `anomaly`) per asset key of `assets`.
+
+    metrics: None judges every numeric metadata key (Dagster's own `dagster/` keys only for the
+    row count); else exact keys or glob patterns. config: an `AnomalyConfig` for the detector.
+    expected_events: calendar of partition keys / dates (list, file path or ExpectedEvents);
+    None reads the file named by DATA_PLATFORM_EXPECTED_EVENTS at run time.
+    """
+    if lookback < 1:
+        raise ValueError(f"lookback must be at least 1, got {lookback}")
+    checks = []
+    for key, partitions_def in _asset_keys(assets):
+        checks.append(
+            _anomaly_check(
+                key,
+                partitions_def,
+                name=name,
+                metrics=metrics,
+                config=config,
+                severity=severity,
+                blocking=blocking,
+                lookback=lookback,
+                detector=detector,
+                expected_events=expected_events,
+            )
+        )
+    return checks
+
+
+def _asset_keys(assets: Iterable[Any]) -> list[tuple[dg.AssetKey, dg.PartitionsDefinition | None]]:
+    if isinstance(assets, dg.AssetsDefinition | dg.AssetKey | str):
+        assets = [assets]
+    out: list[tuple[dg.AssetKey, dg.PartitionsDefinition | None]] = []
+    for item in assets:
+        if isinstance(item, dg.AssetsDefinition):
+            out.extend((key, item.partitions_def) for key in item.keys)
+        elif isinstance(item, dg.AssetKey):
+            out.append((item, None))
+        elif isinstance(item, str):
+            out.append((dg.AssetKey.from_user_string(item), None))
+        elif isinstance(item, Sequence):
+            out.append((dg.AssetKey(list(item)), None))
+        else:
+            raise TypeError(f"cannot make an anomaly check for {item!r}: expected an asset or key")
+    return out
+
+
+def _anomaly_check(
+    key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None, *, name: str, **options: Any
+) -> dg.AssetChecksDefinition:
+    description = (
+        f"Judges each materialization's numeric metadata against this asset's own history "
+        f"(last {options['lookback']} points, past anomalies excluded)."
+    )
+
+    @dg.asset_check(asset=key, name=name, blocking=options["blocking"], description=description)
+    def _check(context) -> dg.AssetCheckResult:  # annotation would be a string: Dagster rejects it
+        known_def = partitions_def or _partitions_def_from_context(context, key)
+        return evaluate_anomaly(
+            context.instance,
+            key,
+            run_id=context.run.run_id,
+            run_tags=context.run.tags,
+            partitions_def=known_def,
+            check_name=name,
+            **options,
+        )
+
+    return _check
+
+
+def _partitions_def_from_context(
+    context: dg.AssetCheckExecutionContext, key: dg.AssetKey
+) -> dg.PartitionsDefinition | None:
+    # A check built from a bare key learns the partitioning from the job it runs in.
+    try:
+        return context.job_def.asset_layer.asset_graph.get(key).partitions_def
+    except Exception:  # noqa: BLE001 - unknown in this job: fall back to key order
+        return None
+
+
+def evaluate_anomaly(
+    instance: dg.DagsterInstance,
+    asset_key: dg.AssetKey | str,
+    *,
+    run_id: str | None = None,
+    run_tags: Mapping[str, str] | None = None,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    check_name: str = DEFAULT_CHECK_NAME,
+    metrics: Sequence[str] | None = None,
+    config: Any = None,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
+    blocking: bool = False,
+    lookback: int = DEFAULT_LOOKBACK,
+    detector: Detector | None = None,
+    expected_events: Any = None,
+) -> dg.AssetCheckResult:
+    """The check body as a plain function: judge the materializations of `run_id`.
+
+    Without materializations in `run_id` (a check-only run) it judges the latest materialization
+    of the run's partition (run tag `dagster/partition`) or, failing that, the latest overall.
+    """
+    del blocking  # the check definition enforces blocking; the result only carries severity
+    asset_key = dg.AssetKey.from_user_string(asset_key) if isinstance(asset_key, str) else asset_key
+    run_tags = dict(run_tags or {})
+    detect = detector or _default_detector()
+    calendar = coerce_expected_events(expected_events)
+    current = _current_points(instance, asset_key, run_id, run_tags.get("dagster/partition"))
+    if not current:
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=severity,
+            description="No materialization to judge yet.",
+            metadata={
+                "history_points": 0,
+                "explanation": dg.MetadataValue.md("No materialization to judge yet."),
+            },
+        )
+    past, order = _history_points(instance, asset_key, current, partitions_def, lookback)
+    flags = _past_flags(instance, dg.AssetCheckKey(asset_key, check_name), past)
+    marked_expected = run_tags.get(EXPECTED_TAG, "").lower() in {"1", "true", "yes"}
+    judged = _judge_walk_forward(
+        asset_key,
+        current,
+        past,
+        order,
+        flags,
+        calendar,
+        marked_expected,
+        metrics=metrics,
+        config=config,
+        lookback=lookback,
+        detect=detect,
+    )
+    return _result(judged, severity, metrics)
+
+
+def _default_detector() -> Detector:
+    from data_platform.quality.anomaly import detect
+
+    return detect
+
+
+def _point(record: dg.EventLogRecord) -> Point:
+    materialization = record.asset_materialization
+    assert materialization is not None
+    return Point(
+        storage_id=record.storage_id,
+        timestamp=record.timestamp,
+        run_id=record.run_id,
+        partition=materialization.partition,
+        metadata=plain_metadata(materialization.metadata),
+        raw=materialization.metadata,
+    )
+
+
+def plain_metadata(metadata: Mapping[str, Any]) -> dict[str, object]:
+    """Dagster metadata values as plain numbers (ints, floats); other kinds are left out."""
+    out: dict[str, object] = {}
+    for key, value in metadata.items():
+        if isinstance(value, dg.FloatMetadataValue | dg.IntMetadataValue):
+            out[key] = value.value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = value
+    return out
+
+
+def _current_points(
+    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str | None, partition: str | None
+) -> list[Point]:
+    points: list[Point] = []
+    if run_id is not None:
+        cursor = None
+        while True:
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key), limit=_PAGE, cursor=cursor, ascending=False
+            )
+            mine = [r for r in page.records if r.run_id == run_id]
+            points.extend(_point(r) for r in mine)
+            # The run's own materializations are the newest; stop at the first page with others.
+            if len(mine) < len(page.records) or not page.has_more:
+                break
+            cursor = page.cursor
+    if points:
+        return sorted(points, key=lambda p: p.storage_id)
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=key, asset_partitions=[partition] if partition else None
+    )
+    latest = instance.fetch_materializations(records_filter, limit=1, ascending=False).records
+    return [_point(r) for r in latest]
+
+
+def _history_points(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    current: list[Point],
+    partitions_def: dg.PartitionsDefinition | None,
+    lookback: int,
+) -> tuple[list[Point], list[str] | None]:
+    """Materializations that may be history for the judged points, oldest first by storage id.
+
+    Reads only as far back as `lookback` points need: by partition key when the partitions
+    definition is known, else page by page until enough distinct earlier points are seen.
+    """
+    oldest_current = min(p.storage_id for p in current)
+    if current[0].partition is None:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, before_storage_id=oldest_current),
+            limit=lookback,
+            ascending=False,
+        )
+        return [_point(r) for r in reversed(page.records)], None
+
+    if partitions_def is not None:
+        try:
+            all_keys = list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
+            rank = {k: i for i, k in enumerate(all_keys)}
+            positions = [rank[p.partition] for p in current]
+        except (KeyError, dg.DagsterInvariantViolationError, TypeError):
+            all_keys = None
+        if all_keys is not None:
+            window = all_keys[max(0, min(positions) - lookback) : max(positions) + 1]
+            records = _fetch_all(
+                instance, dg.AssetRecordsFilter(asset_key=key, asset_partitions=window)
+            )
+            current_ids = {p.storage_id for p in current}
+            past = [_point(r) for r in records if r.storage_id not in current_ids]
+            return sorted(past, key=lambda p: p.storage_id), window
+
+    # Unknown partitioning: partition keys sort as strings (true for date and time keys).
+    newest_current = max(p.partition for p in current)  # type: ignore[type-var]
+    oldest_partition = min(p.partition for p in current)  # type: ignore[type-var]
+    seen_before: set[str] = set()
+    past: list[Point] = []
+    cursor = None
+    scanned = 0
+    while scanned < lookback * _MAX_SCAN_FACTOR:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key),
+            limit=min(_PAGE, lookback * 2),
+            cursor=cursor,
+            ascending=False,
+        )
+        scanned += len(page.records)
+        current_ids = {p.storage_id for p in current}
+        for record in page.records:
+            point = _point(record)
+            if point.storage_id in current_ids or point.partition is None:
+                continue
+            if point.partition <= newest_current:
+                past.append(point)
+                if point.partition < oldest_partition:
+                    seen_before.add(point.partition)
+        if len(seen_before) >= lookback or not page.has_more:
+            break
+        cursor = page.cursor
+    return sorted(past, key=lambda p: p.storage_id), None
+
+
+def _fetch_all(instance: dg.DagsterInstance, records_filter: dg.AssetRecordsFilter) -> list[Any]:
+    out: list[Any] = []
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            records_filter, limit=_PAGE, cursor=cursor, ascending=False
+        )
+        out.extend(page.records)
+        if not page.has_more:
+            return out
+        cursor = page.cursor
+
+
+def _past_flags(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, past: list[Point]
+) -> dict[int, bool]:
+    """storage id -> whether this check's latest verdict on that materialization was anomalous.
+
+    A verdict is written after its materialization, so reading executions back to the oldest
+    history point is enough; the cap keeps a huge check history from slowing every run.
+    """
+    if not past:
+        return {}
+    wanted = {p.storage_id for p in past}
+    since = min(p.timestamp for p in past) - 1.0
+    flags: dict[int, bool] = {}
+    cursor = None
+    scanned = 0
+    storage = instance.event_log_storage
+    while scanned < max(len(past), 1) * _MAX_SCAN_FACTOR:
+        records = storage.get_asset_check_execution_history(check_key, limit=_PAGE, cursor=cursor)
+        for record in records:
+            evaluation = _evaluation(record)
+            if evaluation is None:
+                continue
+            for storage_id, is_anomaly in _judged_points(evaluation.metadata):
+                # Newest first: the first verdict seen for a materialization is its latest.
+                if storage_id in wanted and storage_id not in flags:
+                    flags[storage_id] = is_anomaly
+        scanned += len(records)
+        if (
+            len(records) < _PAGE
+            or records[-1].create_timestamp < since
+            or len(flags) == len(wanted)
+        ):
+            break
+        cursor = records[-1].id
+    return flags
+
+
+def _evaluation(record: Any) -> dg.AssetCheckEvaluation | None:
+    event = record.event
+    if event is None or event.dagster_event is None:
+        return None
+    data = event.dagster_event.event_specific_data
+    return data if isinstance(data, dg.AssetCheckEvaluation) else None
+
+
+def _judged_points(metadata: Mapping[str, Any]) -> list[tuple[int, bool]]:
+    raw = metadata.get(POINTS_KEY)
+    if isinstance(raw, dg.JsonMetadataValue) and isinstance(raw.data, list):
+        return [
+            (int(item["storage_id"]), bool(item["is_anomaly"]))
+            for item in raw.data
+            if isinstance(item, dict) and "storage_id" in item
+        ]
+    return []
+
+
+def _judge_walk_forward(
+    asset_key: dg.AssetKey,
+    current: list[Point],
+    past: list[Point],
+    order: list[str] | None,
+    flags: dict[int, bool],
+    calendar: ExpectedEvents,
+    marked_expected: bool,
+    *,
+    metrics: Sequence[str] | None,
+    config: Any,
+    lookback: int,
+    detect: Detector,
+) -> list[PointVerdict]:
+    asset = asset_key.to_user_string()
+    by_id = {p.storage_id: p for p in past}
+    if current[0].partition is not None:
+        current = sorted(current, key=lambda p: order.index(p.partition) if order else p.partition)
+    judged: list[PointVerdict] = []
+    records = [(p.key, p.metadata) for p in past]
+    ids = {p.key: p.storage_id for p in past}
+    for point in current:
+        event = calendar.match(asset, point.key if point.partition else point.timestamp)
+        ordered = order_points(records, before=point.key, lookback=lookback, order=order)
+        kept = [by_id[ids[k]] for k, _ in ordered]
+        excluded = [
+            flags.get(p.storage_id, False)
+            or calendar.match(asset, p.key if p.partition else p.timestamp) is not None
+            for p in kept
+        ]
+        index = None if point.partition is not None else [p.timestamp for p in kept]
+        history = history_frame([(p.key, p.metadata) for p in kept], metrics=metrics, index=index)
+        observed = pd.Series(
+            numeric_metrics(point.metadata, metrics),
+            dtype=float,
+            name=point.partition
+            if point.partition is not None
+            else pd.Timestamp(point.timestamp, unit="s", tz="UTC"),
+        )
+        verdict = detect(history, observed, config, excluded=excluded) if len(observed) else None
+        is_anomaly = bool(verdict is not None and verdict.is_anomaly)
+        note = ""
+        if event is not None:
+            note = f"Expected event{': ' + event.name if event.name else ''} ({event.key}): not alerted, not learned from."
+            is_anomaly = False
+        elif marked_expected and is_anomaly:
+            note = f"Marked as expected by run tag `{EXPECTED_TAG}`: the point joins the baseline."
+            is_anomaly = False
+        judged.append(PointVerdict(point, verdict, is_anomaly, note, history, excluded))
+        # Walk forward: later points of the same run learn from this one unless it is anomalous.
+        by_id[point.storage_id] = point
+        ids[point.key] = point.storage_id
+        records.append((point.key, point.metadata))
+        flags[point.storage_id] = is_anomaly
+    return judged
+
+
+def _result(
+    judged: list[PointVerdict], severity: dg.AssetCheckSeverity, metrics: Sequence[str] | None
+) -> dg.AssetCheckResult:
+    anomalous = [j for j in judged if j.is_anomaly]
+    headline = anomalous[-1] if anomalous else judged[-1]
+    verdict = headline.verdict
+    point = headline.point
+    metadata: dict[str, Any] = {
+        IS_ANOMALY_KEY: bool(anomalous),
+        STORAGE_ID_KEY: point.storage_id,
+        POINTS_KEY: dg.MetadataValue.json(
+            [
+                {
+                    "storage_id": j.point.storage_id,
+                    "partition": j.point.partition,
+                    "is_anomaly": j.is_anomaly,
+                }
+                for j in judged
+            ]
+        ),
+        "history_points": verdict.history_points if verdict else 0,
+        "flagged_metrics": len(verdict.flagged_metrics) if verdict else 0,
+    }
+    if point.partition is not None:
+        metadata[PARTITION_KEY] = point.partition
+    worst = verdict.worst_metric() if verdict else None
+    if worst is not None:
+        metadata["metric"] = worst.name
+        for name in ("observed", "expected", "lower", "upper", "score"):
+            value = getattr(worst, name)
+            if value is not None and math.isfinite(float(value)):
+                metadata[name] = float(value)
+    if verdict is not None and verdict.learning:
+        metadata["learning"] = f"learning: {verdict.history_points} of {verdict.min_history} points"
+    else:
+        metadata["learning"] = "no"
+    text = explain(headline, len(judged), len(anomalous))
+    metadata["explanation"] = dg.MetadataValue.md(text)
+    summary = text.splitlines()[0].replace("**", "")
+    return dg.AssetCheckResult(
+        passed=not anomalous, severity=severity, metadata=metadata, description=summary[:300]
+    )
+
+
+def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> str:
+    """Markdown: the verdict, the metrics that drove it with their ranges, reasons, a chart."""
+    verdict = judged.verdict
+    where = (
+        f"partition `{judged.point.partition}`"
+        if judged.point.partition
+        else "this materialization"
+    )
+    lines: list[str] = []
+    if verdict is None:
+        lines.append(f"**No anomaly**: {where} has no numeric metadata to judge.")
+    elif judged.is_anomaly:
+        names = ", ".join(f"`{m.name}`" for m in verdict.flagged_metrics) or "the metric vector"
+        lines.append(f"**Anomaly** in {where}: {names} outside the expected range.")
+    elif verdict.history_points == 0:
+        lines.append(
+            f"**No anomaly**: no history yet for {where}; the check passes while it learns."
+        )
+    elif verdict.learning:
+        lines.append(
+            f"**No anomaly** (learning: {verdict.history_points} of {verdict.min_history} points "
+            f"of history): {where} passes while the baseline fills."
+        )
+    else:
+        lines.append(f"**No anomaly** in {where} ({verdict.history_points} points of history).")
+    if n_judged > 1:
+        lines.append(f"\nThis run judged {n_judged} partitions; {n_anomalous} anomalous.")
+    if judged.note:
+        lines.append(f"\n{judged.note}")
+    if verdict is None:
+        return "\n".join(lines)
+    shown = _metrics_to_show(verdict)
+    if shown:
+        lines.append("\n| metric | observed | expected | range | score | method |")
+        lines.append("| --- | --- | --- | --- | --- | --- |")
+        for m in shown:
+            lines.append(
+                f"| `{m.name}`{' ⚠' if m.flagged else ''} | {_fmt(m.observed)} | {_fmt(m.expected)} "
+                f"| {_fmt(m.lower)} – {_fmt(m.upper)} | {m.score:+.1f} | {m.method} |"
+            )
+    reasons = list(verdict.reasons) + [
+        m.reason for m in shown if m.reason and m.reason not in verdict.reasons
+    ]
+    if reasons:
+        lines.append("")
+        lines.extend(f"- {r}" for r in reasons[:10])
+    mv = verdict.multivariate
+    if mv is not None and (mv.iforest_flagged or mv.lof_flagged):
+        lines.append(
+            f"\nMultivariate: IsolationForest {'flagged' if mv.iforest_flagged else 'ok'}, "
+            f"LOF {'flagged' if mv.lof_flagged else 'ok'}; top contributors: "
+            + ", ".join(f"`{c}`" for c in mv.top_contributors[:5])
+        )
+    worst = verdict.worst_metric()
+    if worst is not None and worst.name in judged.history.columns:
+        png = plot_metric_png(
+            judged.history[worst.name].tolist(),
+            observed=worst.observed,
+            expected=worst.expected,
+            lower=worst.lower,
+            upper=worst.upper,
+            flagged=worst.flagged,
+            title=worst.name,
+            excluded=[i for i, e in enumerate(judged.excluded) if e],
+        )
+        lines.append(f"\n![plot]({png_data_uri(png)})")
+    return "\n".join(lines)
+
+
+def _metrics_to_show(verdict: Verdict, limit: int = 8) -> list[MetricResult]:
+    flagged = verdict.flagged_metrics
+    if flagged:
+        return sorted(flagged, key=lambda m: -abs(m.score))[:limit]
+    scored = [m for m in verdict.metrics.values() if m.observed is not None]
+    return sorted(scored, key=lambda m: -abs(m.score))[:3]
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    value = float(value)
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def run_check_benchmark(
+    history_lengths: Sequence[int] = (10, 100, 1000),
+    n_metrics: Sequence[int] = (10, 50, 200),
+    *,
+    repeats: int = 5,
+    lookback: int = DEFAULT_LOOKBACK,
+    detector: Detector | None = None,
+    seed: int = 0,
+) -> list[dict[str, float | int]]:
+    """Median seconds of one check evaluation (fetch + detect + explanation) per configuration.
+
+    Materializations are written straight to a temporary SQLite instance, so the figures
+    measure the check, not the assets.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, float | int]] = []
+    for length in history_lengths:
+        for width in n_metrics:
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                dg.instance_for_test(temp_dir=tmp) as instance,
+            ):
+                key = dg.AssetKey(f"bench_{length}_{width}")
+                base = rng.uniform(10, 1000, size=width)
+                for _ in range(length):
+                    values = base * (1 + 0.05 * rng.standard_normal(width))
+                    instance.report_runless_asset_event(
+                        dg.AssetMaterialization(
+                            key, metadata={f"mean/c{j}": float(v) for j, v in enumerate(values)}
+                        )
+                    )
+                timings = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    evaluate_anomaly(instance, key, lookback=lookback, detector=detector)
+                    timings.append(time.perf_counter() - started)
+                rows.append(
+                    {
+                        "history": length,
+                        "metrics": width,
+                        "median_s": statistics.median(timings),
+                        "max_s": max(timings),
+                    }
+                )
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover - manual benchmark
+    print(json.dumps(run_check_benchmark(), indent=1))
