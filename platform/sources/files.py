@@ -121,17 +121,10 @@ def read_records(
     quoting: int = csv.QUOTE_MINIMAL,
 ) -> Records:
     """CSV records with their line numbers; `header=None` reads it from the first record."""
-    text = read_text(path, encoding)
-    consumed: list[str] = []
-
-    def feed() -> Iterator[str]:
-        for line in physical_lines(text):
-            consumed.append(line)
-            yield line
-
-    reader = csv.reader(feed(), delimiter=delimiter, quoting=quoting, strict=True)
+    lines = list(physical_lines(read_text(path, encoding)))
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
     out = Records(header=list(header or []), rows=[], lines=[], raws=[], bad=[])
-    first_line = 1
+    done = 0  # physical lines consumed by the records so far
     need_header = header is None
     while True:
         try:
@@ -141,10 +134,7 @@ def read_records(
             break
         except csv.Error as exc:
             fields, error = None, f"malformed record: {exc}"
-        raw = "".join(consumed).rstrip("\r\n")
-        line = first_line
-        first_line += len(consumed)
-        consumed.clear()
+        line, done = done + 1, reader.line_num
         if need_header:
             if error is not None:
                 raise SourceError(path, f"unreadable header: {error}")
@@ -152,13 +142,14 @@ def read_records(
             need_header = False
             continue
         if error is not None:
-            out.bad.append((line, error, raw))
+            out.bad.append((line, error, "".join(lines[line - 1 : done]).rstrip("\r\n")))
         elif not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
         else:
             out.rows.append(fields)
             out.lines.append(line)
-            out.raws.append(raw)
+            # Most records are one line: slicing and joining only when they are not is cheaper.
+            out.raws.append(lines[line - 1] if done == line else "".join(lines[line - 1 : done]))
     if need_header:
         raise SourceError(path, "empty file")
     return out
@@ -179,61 +170,88 @@ def check_columns(path: Path, records: Records, required: list[str]) -> None:
 
 # ---------------------------------------------------------------- typed parsing with rejects
 
-# Parsers take stripped strings ("" = empty) and return (values, ok mask over non-empty cells).
-Parser = Callable[[pd.Series], tuple[pd.Series, np.ndarray]]
+# Parsers take an object array of stripped strings ("" = empty) and return
+# (values as a pandas extension array, ok mask that is only meaningful for non-empty cells).
+Parser = Callable[[np.ndarray], tuple[pd.api.extensions.ExtensionArray, np.ndarray]]
 
 
-def parse_str(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    return s.mask(s == "").astype("string"), np.ones(len(s), dtype=bool)
+def nonempty(cells: np.ndarray) -> pd.Series:
+    return pd.Series(np.where(cells == "", None, cells), dtype=object)
 
 
-def parse_id(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Identifiers as strings; "17850.0" (an id stored as a float) becomes "17850"."""
-    values = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
-    return parse_str(values)
-
-
-def parse_float(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    num = pd.to_numeric(s.where(s != ""), errors="coerce").astype("Float64")
-    ok = num.notna().to_numpy() & np.isfinite(num.fillna(0).to_numpy(dtype=float))
-    return num.where(ok), ok
-
-
-def parse_int(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    num, ok = parse_float(s)
-    ok = (
-        ok
-        & (num.fillna(0.5) == num.fillna(0.5).round()).to_numpy()
-        & (num.abs().fillna(0) < 2**62).to_numpy()
+def parse_str(cells: np.ndarray):
+    return pd.array(np.where(cells == "", None, cells), dtype="string"), np.ones(
+        len(cells), dtype=bool
     )
-    return num.where(ok).astype("Int64"), ok
 
 
-def parse_label(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    ok = s.isin(["0", "1"]).to_numpy()
-    return pd.to_numeric(s.where(ok), errors="coerce").astype("Int64"), ok
+def integral_id(value: str) -> str:
+    head, _, tail = value.partition(".")
+    return head if head.isdigit() and tail and not tail.strip("0") else value
 
 
-def parse_datetime(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    cells = s.where(s != "")
-    out = pd.to_datetime(cells, errors="coerce", format="ISO8601", utc=True)
-    retry = out.isna() & cells.notna()
+def parse_id(cells: np.ndarray):
+    """Identifiers as strings; "17850.0" (an id stored as a float) becomes "17850"."""
+    fixed = np.array([integral_id(v) if "." in v else v for v in cells], dtype=object)
+    return parse_str(fixed.reshape(len(cells)))
+
+
+def parse_float(cells: np.ndarray):
+    num = pd.to_numeric(nonempty(cells), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ok = np.isfinite(num)
+    return pd.arrays.FloatingArray(np.where(ok, num, 0.0), ~ok), ok
+
+
+def parse_int(cells: np.ndarray):
+    num = pd.to_numeric(nonempty(cells), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    # Beyond 2**53 a float no longer holds every integer: such a count is not a quantity.
+    ok = np.isfinite(num) & (np.abs(np.nan_to_num(num)) < 2**53)
+    ok &= np.where(ok, num, 0.0) == np.round(np.where(ok, num, 0.0))
+    return pd.arrays.IntegerArray(np.where(ok, num, 0).astype(np.int64), ~ok), ok
+
+
+def parse_label(cells: np.ndarray):
+    ok = (cells == "0") | (cells == "1")
+    return pd.arrays.IntegerArray((cells == "1").astype(np.int64), ~ok), ok
+
+
+def to_timestamps(values: pd.Series, fmt: str | None = "ISO8601") -> pd.Series:
+    """Naive UTC timestamps; what cannot be parsed (or lies outside 1677-2262) becomes NaT."""
+    try:
+        out = pd.to_datetime(values, errors="coerce", format=fmt, utc=True)
+    except (ValueError, OverflowError, TypeError):
+        # errors="coerce" still raises on some out-of-range values: parse those one by one.
+        out = pd.Series(
+            [one_timestamp(v, fmt) for v in values], index=values.index, dtype="datetime64[ns, UTC]"
+        )
+    out = out.dt.tz_convert(None)
+    # pandas may parse to a coarser unit that holds years the canonical nanoseconds cannot.
+    inside = (out >= pd.Timestamp.min) & (out <= pd.Timestamp.max)
+    return out.where(inside).astype("datetime64[ns]")
+
+
+def one_timestamp(value, fmt: str | None):
+    try:
+        return pd.to_datetime(value, errors="coerce", format=fmt, utc=True)
+    except (ValueError, OverflowError, TypeError):
+        return pd.NaT
+
+
+def parse_datetime(cells: np.ndarray):
+    series = nonempty(cells)
+    out = to_timestamps(series)
+    retry = out.isna() & series.notna()
     if retry.any():
         # Spreadsheet exports of the same data write month/day/year.
-        out = out.fillna(
-            pd.to_datetime(cells.where(retry), errors="coerce", format="%m/%d/%Y %H:%M", utc=True)
-        )
-    out = out.dt.tz_convert(None).astype("datetime64[ns]")
-    return out, out.notna().to_numpy()
+        out = out.fillna(to_timestamps(series.where(retry), "%m/%d/%Y %H:%M"))
+    return out.array, out.notna().to_numpy()
 
 
-def parse_epoch(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    num, ok = parse_int(s)
-    out = pd.to_datetime(
-        num.astype("Float64").to_numpy(dtype=float, na_value=np.nan), unit="s", errors="coerce"
-    )
-    out = pd.Series(out, index=s.index).astype("datetime64[ns]")
-    return out, ok & out.notna().to_numpy()
+def parse_epoch(cells: np.ndarray):
+    num, ok = parse_int(cells)
+    seconds = np.where(ok, num.to_numpy(dtype=float, na_value=0.0), np.nan)
+    out = pd.Series(pd.to_datetime(seconds, unit="s", errors="coerce")).astype("datetime64[ns]")
+    return out.array, ok & out.notna().to_numpy()
 
 
 UNPARSEABLE = {
@@ -260,31 +278,33 @@ def parse_records(
     counts = np.fromiter((len(r) for r in records.rows), dtype=np.int64, count=len(records.rows))
     shaped = counts == width
     good = [r for r, keep in zip(records.rows, shaped, strict=True) if keep]
-    cells = (
-        pd.DataFrame(good, columns=records.header, dtype=object)
-        if good
-        else pd.DataFrame({c: pd.Series(dtype=object) for c in records.header})
+    columns = list(zip(*good, strict=True)) if good else [() for _ in records.header]
+    cells = pd.DataFrame(
+        {
+            name: np.array(col, dtype=object).reshape(len(good))
+            for name, col in zip(records.header, columns, strict=True)
+        },
+        dtype=object,
     )
     lines = np.asarray(records.lines, dtype=np.int64)[shaped]
     raws = np.asarray(records.raws, dtype=object)[shaped]
     reason = np.full(len(cells), None, dtype=object)
     column = np.full(len(cells), None, dtype=object)
     value = np.full(len(cells), None, dtype=object)
-    out = pd.DataFrame(index=cells.index)
+    out = {}
     for name, spec in fields.items():
-        text = cells[spec.source].astype("string").str.strip().fillna("")
+        text = np.array([v.strip() for v in cells[spec.source].to_numpy()], dtype=object).reshape(
+            len(cells)
+        )
         parsed, ok = spec.parse(text)
-        empty = (text == "").to_numpy()
+        empty = text == ""
         problem = np.where(~empty & ~ok, UNPARSEABLE.get(spec.parse, "unparseable value"), None)
         if spec.required:
             problem = np.where(empty, "missing required value", problem)
         first = (reason == None) & (problem != None)  # noqa: E711 - elementwise on object arrays
-        reason[first], column[first], value[first] = (
-            problem[first],
-            spec.source,
-            text.to_numpy()[first],
-        )
-        out[name] = parsed.reset_index(drop=True)
+        reason[first], column[first], value[first] = problem[first], spec.source, text[first]
+        out[name] = parsed
+    out = pd.DataFrame(out, index=range(len(cells)))
     out["_line"] = lines
     keep = reason == None  # noqa: E711
     rejected = pd.DataFrame(
@@ -294,11 +314,17 @@ def parse_records(
             "column": column[~keep],
             "value": value[~keep],
             "reason": reason[~keep],
-            "raw": raws[~keep],
+            "raw": [r.rstrip("\r\n") for r in raws[~keep]],
         }
     )
     extra = [
-        (line, None, None, f"wrong column count: {n} fields, header has {width}", raw)
+        (
+            line,
+            None,
+            None,
+            f"wrong column count: {n} fields, header has {width}",
+            raw.rstrip("\r\n"),
+        )
         for line, raw, n, ok in zip(records.lines, records.raws, counts, shaped, strict=True)
         if not ok
     ] + [(line, None, None, reason_, raw) for line, reason_, raw in records.bad]
@@ -402,7 +428,8 @@ def attribute_rejects(
     fallback = file_date(path)
     fallback = pd.Timestamp(fallback) if fallback else first_day
     if time_col is not None and len(bad_cells) and time_col in bad_cells:
-        parsed, _ = parse_datetime(bad_cells[time_col].astype("string").str.strip().fillna(""))
+        cells = np.array([str(v).strip() for v in bad_cells[time_col]], dtype=object)
+        parsed = pd.Series(parse_datetime(cells.reshape(len(cells)))[0])
         by_line = dict(zip(bad_cells["_line"], parsed.dt.normalize(), strict=True))
         days = rejected["line"].map(lambda n: by_line.get(n, pd.NaT)).astype("datetime64[ns]")
     return days.fillna(fallback) if fallback is not None and not pd.isna(fallback) else days
@@ -592,12 +619,15 @@ def parse_orders_csv_file(path: Path) -> Parsed:
     records = read_records(path)
     check_columns(path, records, ORDERS_CSV_COLUMNS)
     fields = dict(ORDERS_CSV_FIELDS)
+    # Country is optional in this format: without the column it is unknown for every row.
     if "country" in records.header:
         fields["country"] = Field("country", parse_str)
     if "line_no" in records.header:
         fields["line_no"] = Field("line_no", parse_int, required=True)
     parsed = parse_with_rejects(path, records, fields, "ordered_at")
     data = parsed.data
+    if "country" not in fields:
+        data = data.assign(country=pd.array([pd.NA] * len(data), dtype="string"))
     if "line_no" not in fields:
         positions = line_numbers_in_orders(records, "order_id")
         data = data.assign(line_no=pd.array(data["_line"].map(positions), dtype="Int64"))

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from data_platform.sources.db import make_engine
+from data_platform.sources.files import to_timestamps
 from data_platform.sources.result import LoadResult, SourceError, empty_rejects
 from data_platform.sources.schemas import SCHEMAS, TIMESTAMP, coerce
 
@@ -83,7 +84,7 @@ def conform_rows(frame: pd.DataFrame, entity: str, where: str, window) -> LoadRe
             if col in frame.columns
             else pd.Series(pd.NA, index=frame.index, dtype=object)
         )
-        cast = coerce(raw, dtype)
+        cast = to_timestamps(raw.astype(object), None) if dtype == TIMESTAMP else coerce(raw, dtype)
         present = raw.notna().to_numpy()
         problem = np.where(
             present & cast.isna().to_numpy(), f"unparseable {dtype_name(dtype)}", None
