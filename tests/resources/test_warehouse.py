@@ -242,19 +242,20 @@ WRITER = textwrap.dedent(
     import pandas as pd
     from data_platform.resources.tablestore import TableStore
 
-    url, partition, label, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    url, label, rounds, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
     store = TableStore(url, chunk_rows=500)
     for _ in range(rounds):
-        store.write("shared", pd.DataFrame({"id": range(2000), "label": label}), partition=partition)
+        for partition in partitions:
+            store.write("shared", pd.DataFrame({"id": range(2000), "label": label}), partition=partition)
     store.dispose()
     """
 )
 
 
-def _run_writers(url: str, jobs: list[tuple[str, str]], rounds: int, watch=None) -> None:
+def _run_writers(url: str, jobs: list[tuple[str, list[str]]], rounds: int, watch=None) -> None:
     processes = [
-        subprocess.Popen([sys.executable, "-c", WRITER, url, partition, label, str(rounds)], stderr=subprocess.PIPE)
-        for partition, label in jobs
+        subprocess.Popen([sys.executable, "-c", WRITER, url, label, str(rounds), *partitions], stderr=subprocess.PIPE)
+        for label, partitions in jobs
     ]
     while watch is not None and any(p.poll() is None for p in processes):
         watch()
@@ -274,10 +275,12 @@ def test_concurrent_writers_in_two_processes(warehouse_url):
         observed.append((len(current), frozenset(current["label"])))
         time.sleep(0.05)
 
-    _run_writers(warehouse_url, [("p", "one"), ("p", "two"), ("q", "three")], rounds=2, watch=read_while_writing)
-    assert store.partitions("shared") == ["p", "q"]
-    assert store.row_count("shared", "q") == 2000
-    assert set(store.read("shared", partitions=["q"])["label"]) == {"three"}
+    jobs = [("one", ["p", "own_one"]), ("two", ["own_two", "p"])]
+    _run_writers(warehouse_url, jobs, rounds=2, watch=read_while_writing)
+    assert store.partitions("shared") == ["own_one", "own_two", "p"]
+    for label in ["one", "two"]:
+        assert store.row_count("shared", f"own_{label}") == 2000
+        assert set(store.read("shared", partitions=[f"own_{label}"])["label"]) == {label}
     final = store.read("shared", partitions=["p"])
     assert len(final) == 2000
     assert final["label"].nunique() == 1 and final["label"].iloc[0] in {"one", "two"}
