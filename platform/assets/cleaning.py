@@ -1,0 +1,82 @@
+"""Cleaning: `<entity>_clean` and `<entity>_quarantine` (rows removed, each with its reason).
+
+The rules per column live in `data_platform.quality.cleaning` (see docs/cleaning.md).
+"""
+
+
+import time
+
+import dagster as dg
+from data_platform.assets.health import health_metadata
+from data_platform.assets.partitions import partition_day
+from data_platform.quality import health
+from data_platform.quality.cleaning import clean
+from data_platform.sources.schemas import SCHEMAS
+
+CLEANING = "cleaning"
+
+
+def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    schema = SCHEMAS[entity]
+    clean_name, quarantine_name = f"{entity}_clean", f"{entity}_quarantine"
+
+    @dg.multi_asset(
+        name=f"clean_{entity}",
+        ins={"raw": dg.AssetIn(key=f"{entity}_raw")},
+        outs={
+            clean_name: dg.AssetOut(
+                group_name=CLEANING,
+                io_manager_key="warehouse_io_manager",
+                description=f"{entity.capitalize()} typed, deduplicated and validated; outliers flagged.",
+                kinds={"pandas", "sql"},
+            ),
+            quarantine_name: dg.AssetOut(
+                group_name=CLEANING,
+                io_manager_key="warehouse_io_manager",
+                description=f"Rows of {entity}_raw that failed a cleaning rule, with reason, column and value.",
+                kinds={"pandas", "sql"},
+            ),
+        },
+        partitions_def=partitions_def if schema.partitioned else None,
+        check_specs=[dg.AssetCheckSpec("rows_reconciled", asset=clean_name)],
+    )
+    def _clean(context: dg.AssetExecutionContext, raw):
+        started = time.perf_counter()
+        day = partition_day(context) if schema.partitioned else None
+        result = clean(entity, raw)
+        yield dg.Output(
+            result.clean,
+            clean_name,
+            metadata=health_metadata(
+                result.clean,
+                schema,
+                day=day,
+                quarantined=len(result.quarantine),
+                source_rows=len(raw),
+                started=started,
+            ),
+        )
+        yield dg.Output(
+            result.quarantine,
+            quarantine_name,
+            metadata={
+                health.ROW_COUNT: len(result.quarantine),
+                **{health.quarantined_reason_key(reason): int(n) for reason, n in sorted(result.counts.items())},
+            },
+        )
+        reconciled = len(result.clean) + len(result.quarantine) == len(raw)
+        yield dg.AssetCheckResult(
+            check_name="rows_reconciled",
+            asset_key=clean_name,
+            passed=bool(reconciled),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "raw_rows": len(raw),
+                "clean_rows": len(result.clean),
+                "quarantined_rows": len(result.quarantine),
+                "unaccounted_rows": len(raw) - len(result.clean) - len(result.quarantine),
+            },
+            description="raw rows = clean rows + quarantined rows: no row is lost or invented.",
+        )
+
+    return _clean

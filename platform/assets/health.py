@@ -1,0 +1,53 @@
+"""Turns the pure health metrics into Dagster metadata (standard keys + our numeric keys)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+from data_platform.quality import health
+from data_platform.sources.schemas import EntitySchema
+
+
+def table_schema(df: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in health.column_schema(df)]
+    )
+
+
+def health_metadata(
+    df: pd.DataFrame,
+    schema: EntitySchema | None = None,
+    *,
+    day: date | None = None,
+    quarantined: int = 0,
+    rejected: int | None = None,
+    source_rows: int | None = None,
+    started: float | None = None,
+    key: tuple[str, ...] | None = None,
+    extra: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """Metadata for one materialization: what the checks learn from and the UI plots."""
+    import time
+
+    event_time = schema.event_time if schema is not None else None
+    if event_time is not None and event_time not in df.columns:
+        event_time = None
+    partition_end = datetime.combine(day + timedelta(days=1), datetime.min.time()) if day else None
+    metrics = health.compute_health(
+        df,
+        key=key if key is not None else (schema.key if schema is not None else ()),
+        event_time=event_time,
+        partition_end=pd.Timestamp(partition_end) if partition_end else None,
+        quarantined=quarantined,
+        rejected=rejected,
+        source_rows=source_rows,
+        duration_seconds=(time.perf_counter() - started) if started is not None else None,
+    )
+    metadata: dict[str, object] = dict(metrics)
+    metadata[health.COLUMN_SCHEMA] = table_schema(df)
+    metadata[health.ROW_COUNT] = int(len(df))
+    if extra:
+        metadata.update(extra)
+    return metadata

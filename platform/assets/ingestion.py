@@ -1,0 +1,101 @@
+"""Ingestion: one `<entity>_raw` asset per entity, plus `<entity>_rejected` for unparseable rows.
+
+Raw keeps what the source delivered. When a source drifts (a column renamed, a column added),
+the canonical columns it lacks are stored as all-missing and the extra columns are kept, so the
+drift is visible in the raw table, its schema metadata and the checks, and cleaning decides.
+"""
+
+
+import time
+
+import dagster as dg
+import pandas as pd
+from data_platform.assets.health import health_metadata
+from data_platform.assets.partitions import partition_day
+from data_platform.quality import health
+from data_platform.resources.source import SourceResource
+from data_platform.sources.schemas import SCHEMAS, coerce
+
+INGESTION = "ingestion"
+
+
+def align_to_schema(entity: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical columns first (missing ones all-missing), then any extra columns the source sent."""
+    schema = SCHEMAS[entity]
+    out = pd.DataFrame(index=frame.index)
+    for col, dtype in schema.columns.items():
+        if col in frame.columns:
+            out[col] = frame[col] if str(frame[col].dtype) == dtype else coerce(frame[col], dtype)
+        else:
+            out[col] = pd.Series(pd.NA, index=frame.index).pipe(coerce, dtype)
+    for col in frame.columns:
+        if col not in schema.columns:
+            out[col] = frame[col]
+    return out.reset_index(drop=True)
+
+
+def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    schema = SCHEMAS[entity]
+    raw_name, rejected_name = f"{entity}_raw", f"{entity}_rejected"
+
+    @dg.multi_asset(
+        name=f"ingest_{entity}",
+        outs={
+            raw_name: dg.AssetOut(
+                group_name=INGESTION,
+                io_manager_key="warehouse_io_manager",
+                description=f"{entity.capitalize()} as delivered by the configured source, in the canonical schema.",
+                kinds={"pandas", "sql"},
+            ),
+            rejected_name: dg.AssetOut(
+                group_name=INGESTION,
+                io_manager_key="warehouse_io_manager",
+                description=f"Source rows of {entity} that could not be parsed: file, line, column, value, reason, raw text.",
+                kinds={"pandas", "sql"},
+            ),
+        },
+        partitions_def=partitions_def if schema.partitioned else None,
+        check_specs=[dg.AssetCheckSpec("source_rows_accounted", asset=raw_name)],
+    )
+    def _ingest(context: dg.AssetExecutionContext, source: SourceResource):
+        started = time.perf_counter()
+        day = partition_day(context) if schema.partitioned else None
+        result = source.fetch(entity, day)
+        raw = align_to_schema(entity, result.data)
+        rejected = result.rejected.reset_index(drop=True)
+        reasons = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
+        yield dg.Output(
+            raw,
+            raw_name,
+            metadata=health_metadata(
+                raw,
+                schema,
+                day=day,
+                rejected=len(rejected),
+                source_rows=result.source_rows,
+                started=started,
+            ),
+        )
+        yield dg.Output(
+            rejected,
+            rejected_name,
+            metadata={
+                health.ROW_COUNT: len(rejected),
+                **{health.rejected_reason_key(reason): int(n) for reason, n in sorted(reasons.items())},
+            },
+        )
+        accounted = len(raw) + len(rejected) == result.source_rows
+        yield dg.AssetCheckResult(
+            check_name="source_rows_accounted",
+            asset_key=raw_name,
+            passed=bool(accounted),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "source_rows": result.source_rows,
+                "accepted_rows": len(raw),
+                "rejected_rows": len(rejected),
+            },
+            description="Every source row is either accepted into raw or rejected with a reason.",
+        )
+
+    return _ingest

@@ -1,0 +1,174 @@
+"""`data-platform` console script: demo, ui, bench."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+DEFAULT_INSTANCE_YAML = """\
+# Embedded default instance: runs, event logs and schedules in SQLite under $DAGSTER_HOME.
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home() -> Path:
+    """Honour DAGSTER_HOME; else use ./.dagster_home configured by the repo's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        repo_yaml = Path.cwd() / "dagster.yaml"
+        if repo_yaml.is_file():
+            shutil.copyfile(repo_yaml, target)
+        else:
+            target.write_text(DEFAULT_INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _quiet_run_config() -> dict:
+    return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class RunLog:
+    """Collects what the demo prints in its summary."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float, bool]] = []
+        self.rows: dict[str, Counter] = defaultdict(Counter)
+        self.reasons: dict[str, Counter] = defaultdict(Counter)
+        self.failed_checks: list[tuple[str, str, str]] = []
+        self.checks_run = 0
+        self.materializations = 0
+
+    def record(self, label: str, result, seconds: float, partition: str | None) -> None:
+        self.steps.append((label, seconds, result.success))
+        for event in result.get_asset_materialization_events():
+            mat = event.materialization
+            name = mat.asset_key.to_user_string()
+            self.materializations += 1
+            rows = mat.metadata.get("dagster/row_count")
+            if rows is not None:
+                self.rows[name]["rows"] += int(rows.value)
+            for key, value in mat.metadata.items():
+                if key.startswith(("rejected/", "quarantined/")):
+                    self.reasons[name][key.split("/", 1)[1]] += int(value.value)
+        for evaluation in result.get_asset_check_evaluations():
+            self.checks_run += 1
+            if not evaluation.passed:
+                self.failed_checks.append(
+                    (partition or "-", evaluation.asset_key.to_user_string(), evaluation.check_name)
+                )
+
+
+def run_demo(days: int) -> int:
+    home = ensure_dagster_home()
+    import dagster as dg
+    from data_platform.definitions import defs
+    from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB
+
+    instance = dg.DagsterInstance.get()
+    daily = defs.resolve_job_def(DAILY_JOB)
+    partition_keys = daily.partitions_def.get_partition_keys()[-days:]
+    if not partition_keys:
+        print("no daily partitions to run: check DATA_PLATFORM_START_DATE and the sources")
+        return 2
+    print(f"data-platform demo: {len(partition_keys)} daily partitions "
+          f"{partition_keys[0]} .. {partition_keys[-1]}; Dagster instance {home}")
+    log = RunLog()
+    started = time.perf_counter()
+
+    def run(label: str, job_name: str, partition_key: str | None = None) -> None:
+        t0 = time.perf_counter()
+        job = defs.resolve_job_def(job_name)
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=partition_key,
+            run_config=_quiet_run_config(),
+            raise_on_error=False,
+        )
+        seconds = time.perf_counter() - t0
+        log.record(label, result, seconds, partition_key)
+        failed = [c for p, _, c in log.failed_checks if p == (partition_key or "-")]
+        status = "ok" if result.success else "FAILED (a blocking check or a step failed)"
+        extra = f", {len(failed)} failing check(s)" if failed else ""
+        print(f"  {label:<28} {seconds:6.1f}s  {status}{extra}", flush=True)
+
+    print("[1/3] dimensions (customers, products)")
+    run("dimensions", DIMENSIONS_JOB)
+    print(f"[2/3] daily job over {len(partition_keys)} partitions")
+    for key in partition_keys:
+        run(f"daily {key}", DAILY_JOB, key)
+    print("[3/3] downstream features and models")
+    run("downstream", DOWNSTREAM_JOB)
+    total = time.perf_counter() - started
+    print_summary(log, total)
+    return 0 if all(ok for _, _, ok in log.steps) or log.failed_checks else 1
+
+
+def print_summary(log: RunLog, total: float) -> None:
+    print()
+    print(f"Summary: {len(log.steps)} runs in {total:.1f}s, {log.materializations} materializations, "
+          f"{log.checks_run} check evaluations, {len(log.failed_checks)} failed")
+    print(f"{'asset':<26}{'rows':>10}")
+    for name in sorted(log.rows):
+        if name.endswith(("_raw", "_clean", "_quarantine", "_rejected")):
+            print(f"{name:<26}{log.rows[name]['rows']:>10}")
+    for name in sorted(log.reasons):
+        reasons = ", ".join(f"{r}: {n}" for r, n in log.reasons[name].most_common())
+        if reasons:
+            print(f"  {name} reasons: {reasons}")
+    if log.failed_checks:
+        print("Failing checks (partition, asset, check):")
+        for partition, asset, check in log.failed_checks:
+            print(f"  {partition}  {asset}  {check}")
+    print("See the history in the Dagster UI: data-platform ui  (then open http://127.0.0.1:3000)")
+
+
+def run_ui(host: str, port: int) -> int:
+    ensure_dagster_home()
+    exe = shutil.which("dagster-webserver") or "dagster-webserver"
+    cmd = [exe, "-m", "data_platform.definitions", "-h", host, "-p", str(port)]
+    print(f"Dagster UI on http://{host}:{port} (instance {os.environ['DAGSTER_HOME']})", flush=True)
+    return subprocess.call(cmd)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from data_platform import bench
+
+    return bench.main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="data-platform", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the daily job over the last N partitions, then downstream")
+    demo.add_argument("--days", type=int, default=28, help="number of daily partitions (default 28)")
+    ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: no auth in OSS)")
+    ui.add_argument("--port", type=int, default=3000)
+    bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
+    bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models"])
+    bench.add_argument("--quick", action="store_true", help="small smoke version (CI)")
+    bench.add_argument("--rows", type=int, nargs="*", help="row counts (io, pipeline)")
+    bench.add_argument("--postgres-url", default=os.environ.get("DATA_PLATFORM_BENCH_POSTGRES_URL"))
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        if args.days < 1:
+            parser.error("--days must be at least 1")
+        return run_demo(args.days)
+    if args.command == "ui":
+        return run_ui(args.host, args.port)
+    return run_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

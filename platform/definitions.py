@@ -1,0 +1,56 @@
+"""The Definitions object `defs`: every asset, check, job, schedule and resource of the platform."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from data_platform.assets.cleaning import build_cleaning_asset
+from data_platform.assets.features import build_feature_assets
+from data_platform.assets.ingestion import build_ingestion_asset
+from data_platform.assets.partitions import daily_partitions
+from data_platform.jobs import build_jobs, build_schedules
+from data_platform.resources.source import (
+    SourceResource,
+    source_resource_from_env,
+    specs_from_env,
+)
+from data_platform.resources.warehouse import WarehouseIOManager, WarehouseResource
+from data_platform.sources.schemas import ENTITIES
+
+
+def warehouse_from_env() -> WarehouseResource:
+    # An EnvVar keeps the URL (and any password in it) out of the UI and the run config.
+    if os.environ.get("DATA_PLATFORM_WAREHOUSE_URL"):
+        return WarehouseResource(url=dg.EnvVar("DATA_PLATFORM_WAREHOUSE_URL"))
+    return WarehouseResource()
+
+
+def build_definitions(
+    *,
+    warehouse: WarehouseResource | None = None,
+    source: SourceResource | None = None,
+) -> dg.Definitions:
+    """All definitions; tests and embedders pass their own warehouse or source."""
+    source = source or source_resource_from_env()
+    partitions_def = daily_partitions(specs_from_env())
+    assets: list[dg.AssetsDefinition] = []
+    for entity in ENTITIES:
+        assets.append(build_ingestion_asset(entity, partitions_def))
+        assets.append(build_cleaning_asset(entity, partitions_def))
+    assets.extend(build_feature_assets(partitions_def))
+    jobs = build_jobs()
+    warehouse = warehouse or warehouse_from_env()
+    return dg.Definitions(
+        assets=assets,
+        jobs=jobs,
+        schedules=build_schedules(jobs),
+        resources={
+            "source": source,
+            "warehouse": warehouse,
+            "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        },
+    )
+
+
+defs = build_definitions()
