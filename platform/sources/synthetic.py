@@ -12,7 +12,7 @@ Ground truth the models can be scored against:
   ``lapsing`` segment's activity fades with customer age), so a segmentation can recover them;
 - ratings are ``GLOBAL_MEAN + user bias + item bias + <user factors, item factors> + noise`` with
   noise sd ``RATING_NOISE_SD``, clipped to [0.5, 5] and not rounded. A perfect model therefore
-  has an RMSE of at most ``RATING_NOISE_SD``: clipping only pulls a few per cent of ratings
+  has an RMSE of at most ``RATING_NOISE_SD``: clipping only pulls about 5 % of ratings
   (those whose expected value is near a bound) towards the truth, so the floor measured on the
   clipped values is slightly below 0.6 (about 0.58);
 - reviews have a label derived from the (noisy) rating, ``REVIEW_LABEL_NOISE`` of labels flipped,

@@ -314,27 +314,55 @@ cell = st.one_of(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+CSV_HEADERS = {
+    "orders_csv": ["order_id", "customer_id", "order_date", "product_id", "quantity", "unit_price"],
+    "online_retail": RETAIL_HEADER.split(","),
+}
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(rows=st.lists(st.lists(cell, min_size=6, max_size=9), min_size=1, max_size=15))
-def test_property_orders_csv_accounts_for_every_row(tmp_path_factory, rows):
+
+
+@pytest.mark.parametrize("kind", list(CSV_HEADERS))
+@PROPERTY
+@given(rows=st.lists(st.lists(cell, min_size=5, max_size=9), min_size=1, max_size=15))
+def test_property_csv_adapters_account_for_every_row(tmp_path_factory, kind, rows):
+    header = CSV_HEADERS[kind]
     buffer = io.StringIO()
     # CRLF terminators make the writer quote any cell holding \r or \n.
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(
-        ["order_id", "customer_id", "order_date", "product_id", "quantity", "unit_price"]
-    )
+    writer.writerow(header)
     for row in rows:
         # A row of only empty cells is written as a blank line, which holds no data.
         writer.writerow(row if any(row) else ["x", *row[1:]])
     path = tmp_path_factory.mktemp("prop") / "orders.csv"
     path.write_bytes(buffer.getvalue().encode("utf-8"))
     try:
-        result = load("orders_csv", path)
+        result = load(kind, path)
     except SourceError:
         return
     assert result.source_rows == len(rows)
     assert list(result.data.columns) == list(SCHEMAS["orders"].columns)
-    valid = [r for r in rows if len(r) == 6 and r[0].strip() and r[3].strip()]
-    assert len(result.data) <= len(valid)
+    assert len(result.data) <= sum(len(r) == len(header) for r in rows)
+    assert result.rejected["line"].is_unique
+
+
+@PROPERTY
+@given(
+    lines=st.lists(
+        st.tuples(st.text(max_size=40), st.sampled_from(["0", "1", "2", "", " 1"])), max_size=20
+    )
+)
+def test_property_labelled_text_accounts_for_every_line(tmp_path_factory, lines):
+    path = tmp_path_factory.mktemp("prop") / "s.txt"
+    text = "\n".join(f"{sentence}\t{label}" for sentence, label in lines)
+    # A sentence holding a line break spans several physical lines, each a row of its own.
+    physical = [line for line in io.StringIO(text, newline="") if line.strip()]
+    path.write_bytes(text.encode("utf-8"))
+    try:
+        result = load("labelled_text", path)
+    except SourceError as exc:
+        assert "empty file" in str(exc) and not physical
+        return
+    assert result.source_rows == len(physical)
+    assert result.data["label"].isin([0, 1]).all()
