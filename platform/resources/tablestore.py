@@ -46,6 +46,7 @@ STAGING_PREFIX = "_dp_stage_"
 TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MAX_COLUMN_NAME_LENGTH = 63
 DEFAULT_CHUNK_ROWS = 100_000
+COPY_READ_SIZE = 1 << 20
 CONNECT_ATTEMPTS = 4
 CONNECT_FIRST_DELAY_S = 0.25
 # COPY TO writes NULL as this marker, so that pandas tells NULL from an empty string (which PG
@@ -262,6 +263,37 @@ def restore_column(values: pd.Series, dtype_name: str) -> pd.Series:
     if isinstance(dtype, pd.DatetimeTZDtype):
         return stamps.dt.tz_localize("UTC").dt.tz_convert(dtype.tz).astype(dtype)
     return stamps.astype(dtype)
+
+
+class _ChunkStream:
+    """A file-like view of lazily encoded CSV chunks: one COPY streams them all, and the server
+    parses one chunk while the next is being encoded, with only one chunk in memory."""
+
+    def __init__(self, chunks: Iterator[str]):
+        self._chunks = chunks
+        self._current = ""
+        self._offset = 0
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> str:
+        while self._offset >= len(self._current):
+            try:
+                self._current = next(self._chunks, None)
+            except BaseException as error:
+                # The driver reports only the message; keep the exception to re-raise it.
+                self.error = error
+                raise
+            self._offset = 0
+            if self._current is None:
+                self._current = ""
+                return ""
+        end = len(self._current) if size is None or size < 0 else self._offset + size
+        piece = self._current[self._offset:end]
+        self._offset += len(piece)
+        return piece
+
+    def readline(self, size: int = -1) -> str:
+        return self.read(size)
 
 
 class TableStore:
@@ -494,11 +526,18 @@ class TableStore:
             f"COPY {preparer.format_table(sql_table)} ({', '.join(preparer.quote(n) for n in names)}) "
             "FROM STDIN WITH (FORMAT csv)"
         )
+        chunks = (
+            encode_csv(df.iloc[start:start + self.chunk_rows], specs, partition)
+            for start in range(0, len(df), self.chunk_rows)
+        )
+        stream = _ChunkStream(chunks)
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            for start in range(0, len(df), self.chunk_rows):
-                chunk = df.iloc[start:start + self.chunk_rows]
-                cursor.copy_expert(statement, io.StringIO(encode_csv(chunk, specs, partition)))
+            cursor.copy_expert(statement, stream, size=COPY_READ_SIZE)
+        except Exception as copy_error:
+            if stream.error is not None:
+                raise stream.error from copy_error
+            raise
         finally:
             cursor.close()
 
