@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from data_platform.sources.db import make_engine
 from data_platform.sources.files import to_timestamps
 from data_platform.sources.result import LoadResult, SourceError, empty_rejects
-from data_platform.sources.schemas import SCHEMAS, TIMESTAMP, coerce
+from data_platform.sources.schemas import BOOL, SCHEMAS, TIMESTAMP, coerce
 
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 SELECT = re.compile(r"^\s*(select|with)\s", re.IGNORECASE)
@@ -84,7 +84,12 @@ def conform_rows(frame: pd.DataFrame, entity: str, where: str, window) -> LoadRe
             if col in frame.columns
             else pd.Series(pd.NA, index=frame.index, dtype=object)
         )
-        cast = to_timestamps(raw.astype(object), None) if dtype == TIMESTAMP else coerce(raw, dtype)
+        if dtype == TIMESTAMP:
+            cast = to_timestamps(raw.astype(object), None)
+        elif dtype == BOOL:
+            cast = to_booleans(raw)
+        else:
+            cast = coerce(raw, dtype)
         present = raw.notna().to_numpy()
         problem = np.where(
             present & cast.isna().to_numpy(), f"unparseable {dtype_name(dtype)}", None
@@ -130,6 +135,18 @@ def conform_rows(frame: pd.DataFrame, entity: str, where: str, window) -> LoadRe
         entity=entity,
         files=(where,),
     )
+
+
+BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), True),
+    **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
+}
+
+
+def to_booleans(raw: pd.Series) -> pd.Series:
+    """Booleans from native bools, 0/1 (SQLite) or words; anything else becomes missing."""
+    words = raw.astype(object).map(lambda v: None if pd.isna(v) else str(v).strip().lower())
+    return words.map(BOOLEAN_WORDS).astype("boolean")
 
 
 def dtype_name(dtype: str) -> str:

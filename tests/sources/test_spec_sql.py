@@ -105,3 +105,21 @@ def test_sql_structural_errors(sqlite_url):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM orders_src")).scalar() > 0
     engine.dispose()
+
+
+def test_sql_booleans_from_sqlite_integers_and_words(sqlite_url):
+    day = date(2025, 3, 3)
+    exposures = generate("experiments", day, incidents=False)
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        exposures.to_sql("exposures", conn, index=False)
+        words = (
+            exposures.head(3).assign(converted=["yes", "maybe", None]).astype({"converted": object})
+        )
+        words.to_sql("exposure_words", conn, index=False)
+    engine.dispose()
+    result = fetch(f"sql:{sqlite_url}::exposures", "experiments", day)
+    pd.testing.assert_frame_equal(result.data, exposures)
+    worded = fetch(f"sql:{sqlite_url}::exposure_words", "experiments", day)
+    assert list(worded.data["converted"]) == [True]
+    assert list(worded.rejected["reason"]) == ["unparseable boolean", "missing required value"]
