@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from data_platform.sources.db import make_engine
+from data_platform.sources.db import is_sqlite, make_engine
 from data_platform.sources.files import to_timestamps
 from data_platform.sources.result import LoadResult, SourceError, empty_rejects
 from data_platform.sources.schemas import BOOL, SCHEMAS, TIMESTAMP, coerce
@@ -30,7 +31,7 @@ def describe(url: str, target: str) -> str:
     """The source named without its password, for errors and the `file` column of rejects."""
     try:
         shown = sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparseable URL is reported as given, minus nothing
+    except Exception:  # noqa: BLE001 - an unparseable URL is not echoed: it may hold a password
         shown = "<invalid url>"
     return f"{shown}::{target}"
 
@@ -38,6 +39,11 @@ def describe(url: str, target: str) -> str:
 def read_sql(url: str, target: str, entity: str, day: date | None = None) -> LoadResult:
     where = describe(url, target)
     schema = SCHEMAS[entity]
+    if is_sqlite(url):
+        database = sa.make_url(url).database
+        # Opening a missing SQLite file would create an empty one (and its folders) for nothing.
+        if database and database != ":memory:" and not Path(database).expanduser().is_file():
+            raise SourceError(where, "SQLite database file not found")
     try:
         engine = make_engine(url)
     except Exception as exc:  # noqa: BLE001 - any driver/URL problem is structural

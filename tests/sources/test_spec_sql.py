@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,6 +95,10 @@ def test_sql_query_and_dimension(database_url):
 
 
 def test_sql_structural_errors(sqlite_url):
+    missing = sqlite_url.replace("warehouse.db", "nowhere/none.db")
+    with pytest.raises(SourceError, match="SQLite database file not found"):
+        fetch(f"sql:{missing}::orders_src", "orders", date(2025, 3, 3))
+    assert not (Path(missing.removeprefix("sqlite:///")).parent).exists()
     write_orders(sqlite_url)
     with pytest.raises(SourceError, match="query failed"):
         fetch(f"sql:{sqlite_url}::no_such_table", "orders", date(2025, 3, 3))
