@@ -17,7 +17,7 @@ What it promises:
 - Partitioned tables carry a text column ``_partition`` (indexed). ``read`` drops it unless it is
   asked for in ``columns``. Row order is the storage order, not guaranteed across partitions.
 - Names are validated and always quoted by SQLAlchemy; values are always bound parameters.
-- PostgreSQL loads with ``COPY FROM STDIN`` (CSV, chunked) and reads with ``COPY TO STDOUT``;
+- PostgreSQL loads with one ``COPY FROM STDIN`` streaming CSV encoded chunk by chunk, and reads with ``COPY TO STDOUT``;
   DDL and writes of one table are serialized with a transaction-level advisory lock. SQLite
   writes take ``BEGIN IMMEDIATE`` so that concurrent writers wait (busy timeout) instead of
   failing on a lock upgrade.
@@ -320,6 +320,11 @@ class TableStore:
             sa.Column("dtype", sa.Text, nullable=False),
             sa.Column("position", sa.Integer, nullable=False),
         )
+
+    @property
+    def backend(self) -> str:
+        """The SQLAlchemy dialect name: ``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
 
     def _control_sqlite_transactions(self) -> None:
         # pysqlite neither begins a transaction before DDL nor lets us pick IMMEDIATE; without

@@ -50,7 +50,7 @@ def run_io_benchmark(url: str, rows: int) -> dict:
     frame = make_bench_frame(rows)
     table = f"bench_{uuid.uuid4().hex[:12]}"
     store = TableStore(url)
-    result: dict = {"rows": rows, "columns": BENCH_COLUMNS, "backend": store._engine.dialect.name}
+    result: dict = {"rows": rows, "columns": BENCH_COLUMNS, "backend": store.backend}
     try:
         started = time.perf_counter()
         store.write(table, frame)
@@ -60,7 +60,7 @@ def run_io_benchmark(url: str, rows: int) -> dict:
         result["store_read_s"] = time.perf_counter() - started
         if len(back) != rows:
             raise AssertionError(f"benchmark read {len(back)} rows, wrote {rows}")
-        if store._postgres:
+        if store.backend == "postgresql":
             result.update(_raw_copy(url, table, frame))
     finally:
         store.drop(table)
