@@ -103,10 +103,12 @@ def check_table_name(table: str) -> str:
 
 
 def _check_column_name(table: str, name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_COLUMN_NAME_LENGTH or "\x00" in name:
+    # PostgreSQL silently truncates identifiers past 63 bytes (not characters).
+    if (not isinstance(name, str) or not name or "\x00" in name
+            or len(name.encode("utf-8", "surrogatepass")) > MAX_COLUMN_NAME_LENGTH):
         raise WarehouseError(
             f"table {table!r}: invalid column name {name!r}: a non-empty string of at most "
-            f"{MAX_COLUMN_NAME_LENGTH} characters without NUL"
+            f"{MAX_COLUMN_NAME_LENGTH} bytes (UTF-8) without NUL"
         )
     return name
 
@@ -140,6 +142,8 @@ def _kind_of_series(table: str, name: str, series: pd.Series) -> str:
         kind = "bool"
     elif pdt.is_integer_dtype(dtype):
         kind = "int"
+        if pdt.is_unsigned_integer_dtype(dtype) and bool((series.dropna() > np.iinfo("int64").max).any()):
+            raise WarehouseError(f"table {table!r}: column {name!r} holds integers beyond the 64-bit signed range")
     elif pdt.is_float_dtype(dtype):
         kind = "float"
     elif pdt.is_datetime64_any_dtype(dtype):
