@@ -271,11 +271,16 @@ def _customer_weights(world: _World, day: date) -> np.ndarray:
     weight = SEGMENT_RATE[world.segment] * (age > 0)
     lapsing = world.segment == SEGMENTS.index("lapsing")
     weight = np.where(lapsing, weight * np.exp(-np.clip(age, 0, None) / 180.0), weight)
+    if weight.sum() <= 0:
+        # Days long before the reference day (e.g. synthetic ratings beside a file source of
+        # orders from another decade): the whole population is active at its segment's rate.
+        weight = SEGMENT_RATE[world.segment].astype(float)
     return weight / weight.sum()
 
 
 def _volume(base: float, day: date, scale: float, rng: np.random.Generator) -> int:
-    trend = 1.0 + TREND_PER_YEAR * (day - REFERENCE_DAY).days / 365.0
+    # Flat before the reference day, so any decade has realistic volumes.
+    trend = 1.0 + TREND_PER_YEAR * max((day - REFERENCE_DAY).days, 0) / 365.0
     expected = base * scale * WEEKDAY_FACTOR[day.weekday()] * max(trend, 0.1)
     return int(rng.poisson(expected))
 
