@@ -373,8 +373,12 @@ def _past_flags(
     cursor = None
     scanned = 0
     storage = instance.event_log_storage
+    # Usually one evaluation per point: the first page is sized to need no second one.
+    page_size = min(_PAGE, len(past) + 16)
     while scanned < max(len(past), 1) * _MAX_SCAN_FACTOR:
-        records = storage.get_asset_check_execution_history(check_key, limit=_PAGE, cursor=cursor)
+        records = storage.get_asset_check_execution_history(
+            check_key, limit=page_size, cursor=cursor
+        )
         for record in records:
             evaluation = _evaluation(record)
             if evaluation is None:
@@ -385,12 +389,13 @@ def _past_flags(
                     flags[storage_id] = is_anomaly
         scanned += len(records)
         if (
-            len(records) < _PAGE
+            len(records) < page_size
             or records[-1].create_timestamp < since
             or len(flags) == len(wanted)
         ):
             break
         cursor = records[-1].id
+        page_size = _PAGE
     return flags
 
 
@@ -606,17 +611,20 @@ def run_check_benchmark(
     *,
     repeats: int = 5,
     lookback: int = DEFAULT_LOOKBACK,
+    partitioned: bool = True,
     detector: Detector | None = None,
     seed: int = 0,
 ) -> list[dict[str, float | int]]:
     """Median seconds of one check evaluation (fetch + detect + explanation) per configuration.
 
-    Materializations are written straight to a temporary SQLite instance, so the figures
-    measure the check, not the assets.
+    Each stored point is a materialization (one daily partition each when `partitioned`) plus
+    this check's own evaluation of it, with an explanation as large as a real one, written
+    straight to a temporary SQLite instance: the figures measure the check, not the assets.
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    daily = dg.DailyPartitionsDefinition(start_date="2020-01-01")
     rows: list[dict[str, float | int]] = []
     for length in history_lengths:
         for width in n_metrics:
@@ -625,28 +633,83 @@ def run_check_benchmark(
                 dg.instance_for_test(temp_dir=tmp) as instance,
             ):
                 key = dg.AssetKey(f"bench_{length}_{width}")
-                base = rng.uniform(10, 1000, size=width)
-                for _ in range(length):
-                    values = base * (1 + 0.05 * rng.standard_normal(width))
-                    instance.report_runless_asset_event(
-                        dg.AssetMaterialization(
-                            key, metadata={f"mean/c{j}": float(v) for j, v in enumerate(values)}
-                        )
-                    )
+                _write_benchmark_history(
+                    instance, key, length, width, rng, daily if partitioned else None
+                )
                 timings = []
                 for _ in range(repeats):
                     started = time.perf_counter()
-                    evaluate_anomaly(instance, key, lookback=lookback, detector=detector)
+                    result = evaluate_anomaly(
+                        instance,
+                        key,
+                        lookback=lookback,
+                        partitions_def=daily if partitioned else None,
+                        detector=detector,
+                        expected_events=[],
+                    )
                     timings.append(time.perf_counter() - started)
                 rows.append(
                     {
                         "history": length,
                         "metrics": width,
-                        "median_s": statistics.median(timings),
-                        "max_s": max(timings),
+                        "history_points": int(result.metadata["history_points"].value),
+                        "median_s": round(statistics.median(timings), 4),
+                        "max_s": round(max(timings), 4),
                     }
                 )
     return rows
+
+
+def _write_benchmark_history(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    length: int,
+    width: int,
+    rng: Any,
+    partitions_def: dg.PartitionsDefinition | None,
+) -> None:
+    base = rng.uniform(10, 1000, size=width)
+    partitions = partitions_def.get_partition_keys()[:length] if partitions_def else [None] * length
+    explanation = explain(
+        PointVerdict(
+            Point(0, 0.0, "", None, {}),
+            Verdict(False, {"m": MetricResult("m", 1.0, 1.0, 0.0, 2.0)}, history_points=length),
+            False,
+            history=pd.DataFrame({"m": rng.standard_normal(min(length, 180))}),
+            excluded=[False] * min(length, 180),
+        )
+    )
+    for i, partition in enumerate(partitions):
+        values = base * (1 + 0.05 * rng.standard_normal(width))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                key,
+                partition=partition,
+                metadata={f"mean/c{j}": float(v) for j, v in enumerate(values)},
+            )
+        )
+        storage_id = instance.fetch_materializations(key, limit=1).records[0].storage_id
+        is_anomaly = i % 50 == 49
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name=DEFAULT_CHECK_NAME,
+                passed=not is_anomaly,
+                metadata={
+                    IS_ANOMALY_KEY: is_anomaly,
+                    POINTS_KEY: dg.MetadataValue.json(
+                        [
+                            {
+                                "storage_id": storage_id,
+                                "partition": partition,
+                                "is_anomaly": is_anomaly,
+                            }
+                        ]
+                    ),
+                    "explanation": dg.MetadataValue.md(explanation),
+                },
+            )
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover - manual benchmark
