@@ -15,7 +15,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from data_platform.checks import EXPECTED_TAG, build_anomaly_checks, evaluate_anomaly
+from dagster._core.instance.utils import RUNLESS_RUN_ID
+from data_platform.checks import (
+    EXPECTED_TAG,
+    build_anomaly_checks,
+    evaluate_anomaly,
+    run_check_benchmark,
+)
 from data_platform.quality.anomaly import AnomalyConfig, detect
 from data_platform.quality.history import build_history
 from data_platform.quality.verdict import MetricResult, Verdict
@@ -331,3 +337,40 @@ def test_excluded_incident_does_not_move_the_weekly_expectation():
     current = pd.Series(normal_metadata(21), name=DAYS[21])
     band = detect(history, current, excluded=excluded).metrics[ROW_COUNT]
     assert band.lower < 1000 < band.upper
+
+
+def test_a_run_over_several_partitions_judges_each_walking_forward():
+    with ephemeral() as instance:
+        for i, day in enumerate(DAYS[:10]):
+            materialize_day(instance, day, normal_metadata(i), FLAT_CHECKS)
+        # Events reported outside any run share one run id: they stand for one run over a range.
+        for i in (10, 11, 12):
+            metadata = {**normal_metadata(i), ROW_COUNT: 7000} if i == 11 else normal_metadata(i)
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(orders_daily.key, partition=DAYS[i], metadata=metadata)
+            )
+        spy = Spy()
+        result = evaluate_anomaly(
+            instance,
+            orders_daily.key,
+            run_id=RUNLESS_RUN_ID,
+            partitions_def=DAILY,
+            config=FLAT,
+            detector=spy,
+        )
+        assert not result.passed
+        points = result.metadata["anomaly/points"].data
+        assert [p["partition"] for p in points] == DAYS[10:13]
+        assert [p["is_anomaly"] for p in points] == [False, True, False]
+        assert result.metadata["anomaly/partition"].text == DAYS[11]
+        # Day 12 learnt from day 10 (judged normal in this run) but not from day 11.
+        history, _, excluded = spy.calls[-1]
+        assert len(history) == 12 and excluded[-1] is True and not any(excluded[:-1])
+        assert "judged 3 partitions; 1 anomalous" in result.metadata["explanation"].value
+
+
+def test_benchmark_reports_one_row_per_configuration():
+    rows = run_check_benchmark(history_lengths=(3, 12), n_metrics=(2,), repeats=1)
+    assert [(r["history"], r["metrics"]) for r in rows] == [(3, 2), (12, 2)]
+    assert rows[1]["history_points"] == 11
+    assert all(r["median_s"] > 0 for r in rows)
