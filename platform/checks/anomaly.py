@@ -40,6 +40,9 @@ IS_ANOMALY_KEY = "anomaly/is_anomaly"
 PARTITION_KEY = "anomaly/partition"
 STORAGE_ID_KEY = "anomaly/storage_id"
 POINTS_KEY = "anomaly/points"
+# The judged points' numeric metadata as one JSON text: later evaluations read history from it
+# instead of deserializing every stored materialization (the dominant cost at wide assets).
+SNAPSHOT_KEY = "anomaly/snapshot"
 _PAGE = 500
 # Safety net for unusual layouts (old partitions backfilled after newer ones): never scan more.
 _MAX_SCAN_FACTOR = 10
@@ -203,8 +206,14 @@ def evaluate_anomaly(
                 "explanation": dg.MetadataValue.md("No materialization to judge yet."),
             },
         )
-    past, order = _history_points(instance, asset_key, current, partitions_def, lookback)
-    flags = _past_flags(instance, dg.AssetCheckKey(asset_key, check_name), past)
+    check_key = dg.AssetCheckKey(asset_key, check_name)
+    window = _partition_window(instance, current, partitions_def, lookback)
+    if window is not None:
+        past, flags = _window_points(instance, asset_key, check_key, current, window)
+        order: list[str] | None = window
+    else:
+        past, order = _history_points(instance, asset_key, current, lookback)
+        flags = _past_flags(instance, check_key, past)
     marked_expected = run_tags.get(EXPECTED_TAG, "").lower() in {"1", "true", "yes"}
     judged = _judge_walk_forward(
         asset_key,
@@ -277,17 +286,138 @@ def _current_points(
     return [_point(r) for r in latest]
 
 
+def _partition_window(
+    instance: dg.DagsterInstance,
+    current: list[Point],
+    partitions_def: dg.PartitionsDefinition | None,
+    lookback: int,
+) -> list[str] | None:
+    """The partition keys from `lookback` before the first judged one to the last, in order."""
+    if partitions_def is None or current[0].partition is None:
+        return None
+    try:
+        all_keys = list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
+        rank = {k: i for i, k in enumerate(all_keys)}
+        positions = [rank[p.partition] for p in current]
+    except (KeyError, dg.DagsterInvariantViolationError, TypeError):
+        return None
+    return all_keys[max(0, min(positions) - lookback) : max(positions) + 1]
+
+
+def _window_points(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    check_key: dg.AssetCheckKey,
+    current: list[Point],
+    window: list[str],
+) -> tuple[list[Point], dict[int, bool]]:
+    """The latest materialization of each window partition, and this check's verdicts on them.
+
+    Points this check already judged come from its own snapshots; only the others are read
+    from the stored materializations.
+    """
+    current_ids = {p.storage_id for p in current}
+    latest = instance.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(window)
+    )
+    wanted = {sid for sid in latest.values() if sid not in current_ids}
+    # Older materializations of the judged partitions are not history but may be re-judged.
+    flags, snapshots = _read_verdicts(instance, check_key, wanted, since=None)
+    missing = sorted(wanted - snapshots.keys())
+    fetched: list[Point] = []
+    for start in range(0, len(missing), _PAGE):
+        chunk = missing[start : start + _PAGE]
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, storage_ids=chunk), limit=len(chunk)
+        ).records
+        fetched.extend(_point(r) for r in records)
+    unflagged = [p for p in fetched if p.storage_id not in flags]
+    if unflagged:
+        since = min(p.timestamp for p in unflagged) - 1.0
+        more, _ = _read_verdicts(instance, check_key, {p.storage_id for p in unflagged}, since)
+        flags.update(more)
+    past = [snapshots[sid] for sid in wanted if sid in snapshots] + fetched
+    return sorted(past, key=lambda p: p.storage_id), flags
+
+
+def _read_verdicts(
+    instance: dg.DagsterInstance,
+    check_key: dg.AssetCheckKey,
+    wanted: set[int],
+    since: float | None,
+) -> tuple[dict[int, bool], dict[int, Point]]:
+    """This check's latest verdict and snapshot per wanted materialization, newest first.
+
+    With `since=None` reads one page sized for one evaluation per point (the usual case);
+    otherwise pages back to evaluations written before `since`, capped.
+    """
+    flags: dict[int, bool] = {}
+    snapshots: dict[int, Point] = {}
+    if not wanted:
+        return flags, snapshots
+    storage = instance.event_log_storage
+    page_size = min(_PAGE, len(wanted) + 16)
+    cursor = None
+    scanned = 0
+    while scanned < len(wanted) * _MAX_SCAN_FACTOR:
+        records = storage.get_asset_check_execution_history(
+            check_key, limit=page_size, cursor=cursor
+        )
+        for record in records:
+            evaluation = _evaluation(record)
+            if evaluation is None:
+                continue
+            for storage_id, is_anomaly in _judged_points(evaluation.metadata):
+                if storage_id in wanted and storage_id not in flags:
+                    flags[storage_id] = is_anomaly
+            for point in _snapshot_points(evaluation.metadata):
+                if point.storage_id in wanted and point.storage_id not in snapshots:
+                    snapshots[point.storage_id] = point
+        scanned += len(records)
+        if since is None or len(records) < page_size or len(flags) == len(wanted):
+            break
+        if records[-1].create_timestamp < since:
+            break
+        cursor = records[-1].id
+        page_size = _PAGE
+    return flags, snapshots
+
+
+def _snapshot_points(metadata: Mapping[str, Any]) -> list[Point]:
+    raw = metadata.get(SNAPSHOT_KEY)
+    if not isinstance(raw, dg.TextMetadataValue):
+        return []
+    try:
+        items = json.loads(raw.text)
+    except ValueError:
+        return []  # a damaged snapshot only costs a read of the materialization
+    points = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            points.append(
+                Point(
+                    storage_id=int(item["storage_id"]),
+                    timestamp=float(item["timestamp"]),
+                    run_id=str(item.get("run_id", "")),
+                    partition=item.get("partition"),
+                    metadata=dict(item["metadata"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return points
+
+
 def _history_points(
     instance: dg.DagsterInstance,
     key: dg.AssetKey,
     current: list[Point],
-    partitions_def: dg.PartitionsDefinition | None,
     lookback: int,
 ) -> tuple[list[Point], list[str] | None]:
-    """Materializations that may be history for the judged points, oldest first by storage id.
+    """Materializations that may be history for the judged points, without a partition window.
 
-    Reads only as far back as `lookback` points need: by partition key when the partitions
-    definition is known, else page by page until enough distinct earlier points are seen.
+    Unpartitioned: the `lookback` materializations before the judged one. Partitioned with an
+    unknown definition: page back until `lookback` distinct earlier partitions are seen.
     """
     oldest_current = min(p.storage_id for p in current)
     if current[0].partition is None:
@@ -297,22 +427,6 @@ def _history_points(
             ascending=False,
         )
         return [_point(r) for r in reversed(page.records)], None
-
-    if partitions_def is not None:
-        try:
-            all_keys = list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
-            rank = {k: i for i, k in enumerate(all_keys)}
-            positions = [rank[p.partition] for p in current]
-        except (KeyError, dg.DagsterInvariantViolationError, TypeError):
-            all_keys = None
-        if all_keys is not None:
-            window = all_keys[max(0, min(positions) - lookback) : max(positions) + 1]
-            records = _fetch_all(
-                instance, dg.AssetRecordsFilter(asset_key=key, asset_partitions=window)
-            )
-            current_ids = {p.storage_id for p in current}
-            past = [_point(r) for r in records if r.storage_id not in current_ids]
-            return sorted(past, key=lambda p: p.storage_id), window
 
     # Unknown partitioning: partition keys sort as strings (true for date and time keys).
     newest_current = max(p.partition for p in current)  # type: ignore[type-var]
@@ -342,19 +456,6 @@ def _history_points(
             break
         cursor = page.cursor
     return sorted(past, key=lambda p: p.storage_id), None
-
-
-def _fetch_all(instance: dg.DagsterInstance, records_filter: dg.AssetRecordsFilter) -> list[Any]:
-    out: list[Any] = []
-    cursor = None
-    while True:
-        page = instance.fetch_materializations(
-            records_filter, limit=_PAGE, cursor=cursor, ascending=False
-        )
-        out.extend(page.records)
-        if not page.has_more:
-            return out
-        cursor = page.cursor
 
 
 def _past_flags(
@@ -494,6 +595,19 @@ def _result(
                 }
                 for j in judged
             ]
+        ),
+        SNAPSHOT_KEY: json.dumps(
+            [
+                {
+                    "storage_id": j.point.storage_id,
+                    "timestamp": j.point.timestamp,
+                    "run_id": j.point.run_id,
+                    "partition": j.point.partition,
+                    "metadata": j.point.metadata,
+                }
+                for j in judged
+            ],
+            separators=(",", ":"),
         ),
         "history_points": verdict.history_points if verdict else 0,
         "flagged_metrics": len(verdict.flagged_metrics) if verdict else 0,
@@ -681,14 +795,12 @@ def _write_benchmark_history(
     )
     for i, partition in enumerate(partitions):
         values = base * (1 + 0.05 * rng.standard_normal(width))
+        metrics = {f"mean/c{j}": float(v) for j, v in enumerate(values)}
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                key,
-                partition=partition,
-                metadata={f"mean/c{j}": float(v) for j, v in enumerate(values)},
-            )
+            dg.AssetMaterialization(key, partition=partition, metadata=metrics)
         )
-        storage_id = instance.fetch_materializations(key, limit=1).records[0].storage_id
+        record = instance.fetch_materializations(key, limit=1).records[0]
+        storage_id = record.storage_id
         is_anomaly = i % 50 == 49
         instance.report_runless_asset_event(
             dg.AssetCheckEvaluation(
@@ -707,6 +819,17 @@ def _write_benchmark_history(
                         ]
                     ),
                     "explanation": dg.MetadataValue.md(explanation),
+                    SNAPSHOT_KEY: json.dumps(
+                        [
+                            {
+                                "storage_id": storage_id,
+                                "timestamp": record.timestamp,
+                                "run_id": record.run_id,
+                                "partition": partition,
+                                "metadata": dict(metrics),
+                            }
+                        ]
+                    ),
                 },
             )
         )

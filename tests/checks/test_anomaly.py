@@ -374,3 +374,39 @@ def test_benchmark_reports_one_row_per_configuration():
     assert [(r["history"], r["metrics"]) for r in rows] == [(3, 2), (12, 2)]
     assert rows[1]["history_points"] == 11
     assert all(r["median_s"] > 0 for r in rows)
+
+
+def test_history_from_snapshots_equals_history_from_materializations(daily_history):
+    instance, _ = daily_history
+    tags = {"dagster/partition": DAYS[27]}
+    from_snapshots, from_events = Spy(), Spy()
+    evaluate_anomaly(
+        instance, orders_daily.key, run_tags=tags, partitions_def=DAILY, detector=from_snapshots
+    )
+    # Without the partitions definition every point is read from the stored materializations.
+    evaluate_anomaly(instance, orders_daily.key, run_tags=tags, detector=from_events)
+    (h1, c1, e1), (h2, c2, e2) = from_snapshots.calls[-1], from_events.calls[-1]
+    pd.testing.assert_frame_equal(h1, h2)
+    pd.testing.assert_series_equal(c1, c2)
+    assert e1 == e2 and sum(e1) == len(INCIDENTS)
+
+
+def test_points_never_checked_are_read_from_the_materializations():
+    with ephemeral() as instance:
+        for i, day in enumerate(DAYS[:8]):
+            DAILY_METADATA[day] = normal_metadata(i)
+            dg.materialize([orders_daily], instance=instance, partition_key=day)
+        spy = Spy()
+        DAILY_METADATA[DAYS[8]] = {**normal_metadata(8), ROW_COUNT: 9000}
+        dg.materialize([orders_daily], instance=instance, partition_key=DAYS[8])
+        result = evaluate_anomaly(
+            instance,
+            orders_daily.key,
+            run_tags={"dagster/partition": DAYS[8]},
+            partitions_def=DAILY,
+            detector=spy,
+        )
+        history, _, excluded = spy.calls[-1]
+        assert len(history) == 8 and not any(excluded)
+        assert history[ROW_COUNT].tolist() == [normal_metadata(i)[ROW_COUNT] for i in range(8)]
+        assert not result.passed
