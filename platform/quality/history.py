@@ -20,9 +20,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
+from data_platform.quality.health import ROW_COUNT
 
 EXPECTED_EVENTS_ENV = "DATA_PLATFORM_EXPECTED_EVENTS"
-ROW_COUNT = "dagster/row_count"
 DEFAULT_LOOKBACK = 180
 
 
