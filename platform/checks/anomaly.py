@@ -464,39 +464,12 @@ def _past_flags(
     """storage id -> whether this check's latest verdict on that materialization was anomalous.
 
     A verdict is written after its materialization, so reading executions back to the oldest
-    history point is enough; the cap keeps a huge check history from slowing every run.
+    history point is enough.
     """
     if not past:
         return {}
-    wanted = {p.storage_id for p in past}
     since = min(p.timestamp for p in past) - 1.0
-    flags: dict[int, bool] = {}
-    cursor = None
-    scanned = 0
-    storage = instance.event_log_storage
-    # Usually one evaluation per point: the first page is sized to need no second one.
-    page_size = min(_PAGE, len(past) + 16)
-    while scanned < max(len(past), 1) * _MAX_SCAN_FACTOR:
-        records = storage.get_asset_check_execution_history(
-            check_key, limit=page_size, cursor=cursor
-        )
-        for record in records:
-            evaluation = _evaluation(record)
-            if evaluation is None:
-                continue
-            for storage_id, is_anomaly in _judged_points(evaluation.metadata):
-                # Newest first: the first verdict seen for a materialization is its latest.
-                if storage_id in wanted and storage_id not in flags:
-                    flags[storage_id] = is_anomaly
-        scanned += len(records)
-        if (
-            len(records) < page_size
-            or records[-1].create_timestamp < since
-            or len(flags) == len(wanted)
-        ):
-            break
-        cursor = records[-1].id
-        page_size = _PAGE
+    flags, _ = _read_verdicts(instance, check_key, {p.storage_id for p in past}, since)
     return flags
 
 
