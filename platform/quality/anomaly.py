@@ -1,0 +1,590 @@
+"""Judge one run's metrics against the asset's own history: `detect(history, current) -> Verdict`.
+
+Methods, combined into one verdict per run (see docs/anomaly.md):
+
+- bounds: fixed min/max per metric, applied from the very first run (cold start included);
+- exact_change: near-constant metrics (schema hash, column count) alert on any change;
+- zero: a metric that has never been 0 becomes 0;
+- robust_z / seasonal_robust_z: a robust one-step forecast (median level, trend only when
+  significant, weekly profile only when significant) with a robust forecast-error scale. The
+  threshold grows with the number of metrics so that a clean asset alerts on about
+  `false_alert_rate` of its runs however many metrics it has;
+- multivariate: IsolationForest and LOF over the robustly scaled metric vector; alone they
+  alert only when both agree beyond their history-calibrated thresholds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from data_platform.quality.multivariate import score_multivariate
+from data_platform.quality.univariate import (
+    Band,
+    SeasonalProfile,
+    fit_band,
+    fit_seasonal_profile,
+    reference_threshold,
+)
+from data_platform.quality.verdict import MetricResult, MultivariateResult, Verdict
+
+Direction = Literal["both", "up", "down"]
+SCORE_CAP = 99.0
+DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    """How one metric is judged.
+
+    sensitivity: robust-sigma threshold; None derives it from the asset's false-alert budget.
+    min_relative_change / min_absolute_change: a deviation must also be at least this large
+    (relative to the expected value, or in absolute units) to alert, so 100 -> 101 on a
+    perfectly flat series does not page.
+    exact: any change from the previous run alerts (schema_hash, column_count, ...).
+    zero_rule: alert when a metric that has never been 0 becomes 0.
+    min_value / max_value: deterministic bounds, applied even during cold start.
+    """
+
+    direction: Direction = "both"
+    sensitivity: float | None = None
+    min_relative_change: float = 0.02
+    min_absolute_change: float = 0.0
+    exact: bool = False
+    zero_rule: bool = True
+    min_value: float | None = None
+    max_value: float | None = None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("both", "up", "down"):
+            raise ValueError(f"direction must be 'both', 'up' or 'down', not {self.direction!r}")
+        if self.sensitivity is not None and self.sensitivity <= 0:
+            raise ValueError(f"sensitivity must be positive, not {self.sensitivity}")
+
+
+_FRACTION = MetricConfig(min_absolute_change=0.01, min_value=0.0, max_value=1.0)
+_EXACT = MetricConfig(exact=True)
+# Applied after the caller's own rules; names follow the platform's metadata keys.
+DEFAULT_RULES: dict[str, MetricConfig] = {
+    "schema_hash": _EXACT,
+    "*_hash": _EXACT,
+    "column_count": _EXACT,
+    "category_count/*": _EXACT,
+    "null_fraction/*": _FRACTION,
+    "quarantine_share": _FRACTION,
+    "*_fraction": _FRACTION,
+    "*_share": _FRACTION,
+}
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """Asset-level settings. `metrics` keys are exact names or fnmatch patterns ("mean/*")."""
+
+    metrics: Mapping[str, MetricConfig] = field(default_factory=dict)
+    default: MetricConfig = field(default_factory=MetricConfig)
+    use_default_rules: bool = True
+    # Most recent points kept; older history is ignored (speed, and old regimes fade out).
+    lookback: int = 180
+    # Each method's own minimum history (points not excluded).
+    min_history: int = 7
+    min_history_seasonal: int = 21
+    min_history_multivariate: int = 30
+    # Target share of clean runs that alert, for the whole asset (family-wise).
+    false_alert_rate: float = 0.005
+    # None: 7 for daily data (24 for hourly), tested for significance; 0 disables seasonality.
+    period: int | None = None
+    # After this many consecutive excluded runs showing the same shift, the baseline re-anchors.
+    reanchor_after: int = 3
+    univariate: bool = True
+    seasonality: bool = True
+    multivariate: bool = True
+    # Which multivariate flag alone makes the run anomalous: "both" (IForest and LOF agree),
+    # "iforest", "lof" (used to benchmark each method alone) or "none".
+    multivariate_alerts: Literal["both", "iforest", "lof", "none"] = "both"
+    multivariate_margin: float = 1.0
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lookback < 2:
+            raise ValueError(f"lookback must be at least 2, not {self.lookback}")
+        if self.multivariate_alerts not in ("both", "iforest", "lof", "none"):
+            raise ValueError(f"multivariate_alerts must be both/iforest/lof/none, not {self.multivariate_alerts!r}")
+        if not 0 < self.false_alert_rate < 1:
+            raise ValueError(f"false_alert_rate must be in (0, 1), not {self.false_alert_rate}")
+        if self.min_history < 3:
+            raise ValueError(f"min_history must be at least 3, not {self.min_history}")
+
+    def metric_config(self, name: str) -> MetricConfig:
+        if name in self.metrics:
+            return self.metrics[name]
+        for pattern, cfg in self.metrics.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return cfg
+        if self.use_default_rules:
+            if name in DEFAULT_RULES:
+                return DEFAULT_RULES[name]
+            for pattern, cfg in DEFAULT_RULES.items():
+                if fnmatch.fnmatchcase(name, pattern):
+                    return cfg
+        return self.default
+
+
+@dataclass
+class _Calendar:
+    """Seasonal phase of each history row and of the current run."""
+
+    period: int | None
+    phases: np.ndarray | None
+    current_phase: int | None
+    weekday_names: bool = False
+
+    def label(self) -> str:
+        if self.current_phase is None:
+            return ""
+        if self.weekday_names:
+            return f" for a {DAY_NAMES[self.current_phase]}"
+        return f" at this point of the {self.period}-run cycle"
+
+
+@dataclass
+class _Prepared:
+    name: str
+    cfg: MetricConfig
+    observed: float
+    values: np.ndarray
+    base: np.ndarray
+    reanchored: bool
+    profile: SeasonalProfile | None
+
+
+def _to_datetimes(index: pd.Index) -> pd.DatetimeIndex | None:
+    if isinstance(index, pd.DatetimeIndex):
+        return index
+    if index.dtype.kind in "OSUT" or pd.api.types.is_string_dtype(index.dtype):
+        try:
+            parsed = pd.to_datetime(pd.Index(index.astype(str)), errors="coerce", format="mixed")
+        except (ValueError, TypeError):
+            return None
+        if len(parsed) and not parsed.isna().any():
+            return pd.DatetimeIndex(parsed)
+    return None
+
+
+def _calendar(history: pd.DataFrame, current: pd.Series, period: int | None, first_row: int) -> _Calendar:
+    n_total = len(history)
+    rows = slice(first_row, n_total)
+    times = _to_datetimes(history.index) if n_total >= 2 else None
+    if times is not None:
+        step = pd.Series(times).diff().median()
+        now = _to_datetimes(pd.Index([current.name])) if current.name is not None else None
+        now_ts = now[0] if now is not None and not isinstance(current.name, (int, np.integer)) else times[-1] + step
+        if period in (None, 7) and step == pd.Timedelta(days=1):
+            phases = np.asarray(times.day_of_week)[rows]
+            return _Calendar(7, phases, int(now_ts.day_of_week), weekday_names=True)
+        if period in (None, 24) and step == pd.Timedelta(hours=1):
+            return _Calendar(24, np.asarray(times.hour)[rows], int(now_ts.hour))
+        if period is None:
+            return _Calendar(None, None, None)
+    if period is None:
+        period = 7
+    if period <= 1:
+        return _Calendar(None, None, None)
+    return _Calendar(period, (np.arange(n_total) % period)[rows], n_total % period)
+
+
+def _as_float(value: object) -> float:
+    if value is None:
+        return math.nan
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if abs(value) >= 1000 or (abs(value) >= 10 and float(value).is_integer()):
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:,.1f}"
+    return f"{value:.3g}"
+
+
+def _label(name: str) -> str:
+    if "/" in name:
+        kind, column = name.split("/", 1)
+        return f"{kind.replace('_', ' ')} of {column}"
+    return name.replace("_", " ")
+
+
+def _cap(score: float) -> float:
+    if not np.isfinite(score):
+        return math.copysign(SCORE_CAP, score) if not np.isnan(score) else 0.0
+    return float(max(-SCORE_CAP, min(SCORE_CAP, score)))
+
+
+def _latest_run(mask: np.ndarray, min_length: int) -> tuple[int, int] | None:
+    """(start, end) of the most recent run of True of at least `min_length`, end exclusive."""
+    if min_length <= 0 or mask.size < min_length:
+        return None
+    padded = np.concatenate(([False], mask, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    starts, ends = edges[::2], edges[1::2]
+    long = np.flatnonzero(ends - starts >= min_length)
+    if long.size == 0:
+        return None
+    return int(starts[long[-1]]), int(ends[long[-1]])
+
+
+def _baseline(
+    values: np.ndarray,
+    excluded: np.ndarray,
+    cal: _Calendar,
+    cfg: AnomalyConfig,
+    mcfg: MetricConfig,
+    profile: SeasonalProfile | None,
+) -> tuple[np.ndarray, bool]:
+    """Rows of the baseline for one metric, and whether it re-anchored on a persistent shift.
+
+    Excluded rows are left out. But when the caller excluded `reanchor_after` consecutive runs
+    in which this metric sat on the same side, far from the old band, and later runs stayed
+    there, the shift is persistent: the baseline restarts at the shift so it stops alerting
+    daily (the metric is then in cold start until it has `min_history` points again).
+    """
+    observed = ~np.isnan(values)
+    base = observed & ~excluded
+    positions = np.flatnonzero(observed)
+    run = _latest_run(excluded[positions], cfg.reanchor_after)
+    if run is None:
+        return base, False
+    start, end = positions[run[0]], positions[run[1] - 1] + 1
+    before = base.copy()
+    before[start:] = False
+    if before.sum() < cfg.min_history:
+        return base, False
+    band = _fit(values, before, cal, profile)
+    run_rows = np.flatnonzero(observed[start:end]) + start
+    run_values = values[run_rows]
+    expected = band.expected if profile is None else None
+    deviations = []
+    for row, value in zip(run_rows, run_values, strict=True):
+        centre = expected
+        if centre is None:
+            centre = _fit_at(values, before, cal, profile, int(cal.phases[row])).expected
+        deviations.append(value - centre)
+    deviations = np.asarray(deviations)
+    floor = max(3.0 * band.scale, mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
+    same_side = np.all(deviations > floor) or np.all(deviations < -floor)
+    if not same_side:
+        return base, False
+    # Runs after the shift that were judged normal must sit nearer the new level than the old.
+    after = base.copy()
+    after[:end] = False
+    if after.any():
+        midpoint = band.expected + float(np.median(deviations)) / 2.0
+        later = values[after]
+        if deviations[0] > 0 and np.any(later < midpoint):
+            return base, False
+        if deviations[0] < 0 and np.any(later > midpoint):
+            return base, False
+    anchored = observed.copy()
+    anchored[:start] = False
+    anchored[end:] &= ~excluded[end:]
+    return anchored, True
+
+
+def _profile(values: np.ndarray, cal: _Calendar, cfg: AnomalyConfig) -> SeasonalProfile | None:
+    """Seasonal profile from every observed row, excluded ones included; `loo` spans all rows.
+
+    Per-phase medians shrug off a few incidents, while leaving excluded rows out would starve
+    the profile: a weekend dip flagged before seasonality is learned would be excluded, so it
+    could never be learned.
+    """
+    if not cfg.seasonality or cal.period is None or cal.phases is None:
+        return None
+    observed = ~np.isnan(values)
+    if observed.sum() < max(cfg.min_history_seasonal, 3 * cal.period):
+        return None
+    fitted = fit_seasonal_profile(values[observed], cal.phases[observed], cal.period)
+    if fitted is None:
+        return None
+    loo = fitted.profile[cal.phases].astype(float)
+    loo[observed] = fitted.loo
+    return SeasonalProfile(fitted.profile, loo)
+
+
+def _fit(values: np.ndarray, rows: np.ndarray, cal: _Calendar, profile: SeasonalProfile | None) -> Band:
+    return _fit_at(values, rows, cal, profile, cal.current_phase)
+
+
+def _fit_at(
+    values: np.ndarray, rows: np.ndarray, cal: _Calendar, profile: SeasonalProfile | None,
+    phase: int | None,
+) -> Band:
+    if profile is None or phase is None:
+        return fit_band(values[rows])
+    return fit_band(values[rows], profile.loo[rows], float(profile.profile[phase]),
+                    cal.phases[rows], phase)
+
+
+def _judge_exact(name: str, mcfg: MetricConfig, observed: object, column: pd.Series | None) -> MetricResult:
+    history = column.dropna() if column is not None else pd.Series(dtype=object)
+    if history.empty:
+        return MetricResult(name, _as_float(observed) if _is_number(observed) else None,
+                            method="exact_change", reason=f"{_label(name)} is new: no history yet")
+    previous = history.iloc[-1]
+    changed = not _same(observed, previous)
+    obs_f = _as_float(observed) if _is_number(observed) else None
+    prev_f = _as_float(previous) if _is_number(previous) else None
+    score = 0.0
+    if changed:
+        score = SCORE_CAP if obs_f is None or prev_f is None else math.copysign(SCORE_CAP, obs_f - prev_f)
+    reason = (
+        f"{_label(name)} changed from {_show(previous)} to {_show(observed)} (any change alerts)"
+        if changed
+        else None
+    )
+    return MetricResult(name, obs_f, expected=prev_f, lower=prev_f, upper=prev_f, score=score,
+                        flagged=changed, method="exact_change", reason=reason)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _same(a: object, b: object) -> bool:
+    if _is_number(a) and _is_number(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-12)
+    return str(a) == str(b)
+
+
+def _show(value: object) -> str:
+    return _fmt(float(value)) if _is_number(value) else repr(str(value))
+
+
+def _bounds(name: str, mcfg: MetricConfig, x: float) -> MetricResult | None:
+    if mcfg.min_value is not None and x < mcfg.min_value:
+        return MetricResult(name, x, lower=mcfg.min_value, upper=mcfg.max_value, score=-SCORE_CAP,
+                            flagged=True, method="bounds",
+                            reason=f"{_label(name)} {_fmt(x)} is below its allowed minimum {_fmt(mcfg.min_value)}")
+    if mcfg.max_value is not None and x > mcfg.max_value:
+        return MetricResult(name, x, lower=mcfg.min_value, upper=mcfg.max_value, score=SCORE_CAP,
+                            flagged=True, method="bounds",
+                            reason=f"{_label(name)} {_fmt(x)} is above its allowed maximum {_fmt(mcfg.max_value)}")
+    return None
+
+
+def _judge_zero(p: _Prepared, robust: MetricResult) -> MetricResult | None:
+    """A metric that has never been 0 becomes 0, while 0 is clearly unusual for it.
+
+    Small counts (duplicates ~ Poisson(3)) hit 0 now and then by chance; requiring 0 to lie
+    three robust sigma below the expected value keeps the rule to metrics where 0 means broken.
+    """
+    if not p.cfg.zero_rule or p.observed != 0 or robust.expected is None:
+        return None
+    if p.cfg.direction == "up" or np.any(p.values[~np.isnan(p.values)] == 0):
+        return None
+    scale = (robust.expected - robust.lower) if robust.lower is not None else 0.0
+    if robust.score > -3.0 or robust.expected <= 0 or scale <= 0:
+        return None
+    return replace(
+        robust, flagged=True, method="zero",
+        reason=f"{_label(p.name)} is 0 for the first time (expected {_fmt(robust.expected)}; "
+        f"it was never 0 in {int(p.base.sum())} runs)",
+    )
+
+
+def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: int) -> MetricResult:
+    x, mcfg = p.observed, p.cfg
+    band = _fit(p.values, p.base, cal, p.profile)
+    if mcfg.sensitivity is not None:
+        threshold = mcfg.sensitivity
+    else:
+        threshold = reference_threshold(band.n_eff, cfg.false_alert_rate / max(n_family, 1))
+    min_delta = max(mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
+    half_width = max(threshold * band.scale, min_delta)
+    lower, upper = band.expected - half_width, band.expected + half_width
+    delta = x - band.expected
+    if band.scale > 0:
+        score = delta / band.scale
+    else:
+        score = 0.0 if delta == 0 else math.copysign(math.inf, delta)
+    flagged = (x > upper and mcfg.direction != "down") or (x < lower and mcfg.direction != "up")
+    method = "seasonal_robust_z" if band.seasonal else "robust_z"
+    reason = None
+    if flagged:
+        side = "above" if delta > 0 else "below"
+        sigma = f"{abs(score):.1f} robust σ {side}" if np.isfinite(score) else "the series never varied before"
+        reason = (
+            f"{_label(p.name)} {_fmt(x)} is far {side} the expected {_fmt(band.expected)} "
+            f"(normal range {_fmt(lower)}–{_fmt(upper)}{cal.label() if band.seasonal else ''}; {sigma})"
+        )
+        if p.reanchored:
+            reason += "; baseline re-anchored after an earlier persistent shift"
+    return MetricResult(p.name, x, expected=band.expected, lower=lower, upper=upper,
+                        score=_cap(score), flagged=flagged, method=method, reason=reason)
+
+
+def detect(
+    history: pd.DataFrame,
+    current: pd.Series | Mapping[str, object],
+    config: AnomalyConfig | None = None,
+    *,
+    excluded: Sequence[bool] | np.ndarray | pd.Series | None = None,
+    period: int | None = None,
+) -> Verdict:
+    """Judge `current` (metric name -> value) against `history` (rows = past runs, oldest first).
+
+    excluded: one flag per history row; True leaves the row out of every baseline (past
+    anomalies not marked expected, calendar events). period: seasonal period override
+    (0 disables); defaults to `config.period`, then to detection from the index.
+    """
+    cfg = config or AnomalyConfig()
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a pandas DataFrame, not {type(history).__name__}")
+    if not isinstance(current, pd.Series):
+        current = pd.Series(dict(current), dtype=object)
+    if excluded is None:
+        excluded_all = np.zeros(len(history), dtype=bool)
+    else:
+        excluded_all = np.asarray(excluded, dtype=bool)
+        if excluded_all.shape != (len(history),):
+            raise ValueError(
+                f"excluded has {excluded_all.size} flags but history has {len(history)} rows"
+            )
+    first_row = max(0, len(history) - cfg.lookback)
+    window = history.iloc[first_row:]
+    excluded_rows = excluded_all[first_row:]
+    cal = _calendar(history, current, period if period is not None else cfg.period, first_row)
+    history_points = int((~excluded_rows).sum())
+    learning = history_points < cfg.min_history
+
+    results: dict[str, MetricResult] = {}
+    prepared: list[_Prepared] = []
+    multivariate_names: list[str] = []
+    for name, raw in current.items():
+        name = str(name)
+        mcfg = cfg.metric_config(name)
+        column = window[name] if name in window.columns else None
+        if not mcfg.enabled:
+            results[name] = MetricResult(name, None, method="skipped", reason="disabled by configuration")
+            continue
+        x = _as_float(raw)
+        if not np.isnan(x):
+            hit = _bounds(name, mcfg, x)
+            if hit is not None:
+                results[name] = hit
+                continue
+        if learning:
+            results[name] = MetricResult(
+                name, None if np.isnan(x) else x, method="learning",
+                reason=f"learning: {history_points} of {cfg.min_history} points")
+            continue
+        if not cfg.univariate:
+            # Still a judged dimension for the multivariate detectors.
+            if column is not None and not mcfg.exact and not np.isnan(x):
+                multivariate_names.append(name)
+            results[name] = MetricResult(name, None if np.isnan(x) else x, method="skipped",
+                                         reason="univariate methods disabled")
+            continue
+        if mcfg.exact:
+            results[name] = _judge_exact(name, mcfg, raw, column)
+            continue
+        if np.isnan(x):
+            results[name] = MetricResult(name, None, method="skipped", reason="no numeric value this run")
+            continue
+        if column is None:
+            results[name] = MetricResult(name, x, method="skipped", reason="new metric: no history yet")
+            continue
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        profile = _profile(values, cal, cfg)
+        base, reanchored = _baseline(values, excluded_rows, cal, cfg, mcfg, profile)
+        n_base = int(base.sum())
+        if n_base < cfg.min_history:
+            what = "re-anchored on a persistent shift; learning" if reanchored else "learning"
+            results[name] = MetricResult(name, x, method="learning",
+                                         reason=f"{what}: {n_base} of {cfg.min_history} points")
+            continue
+        prepared.append(_Prepared(name, mcfg, x, values, base, reanchored, profile))
+
+    for p in prepared:
+        results[p.name] = _judge_robust(p, cal, cfg, len(prepared))
+        zero = _judge_zero(p, results[p.name])
+        if zero is not None:
+            results[p.name] = zero
+
+    multivariate = None
+    if cfg.multivariate and not learning:
+        names = multivariate_names + [p.name for p in prepared]
+        multivariate = _multivariate(window, excluded_rows, current, names, cfg)
+
+    flagged = sorted((m for m in results.values() if m.flagged), key=lambda m: -abs(m.score))
+    reasons = [m.reason for m in flagged if m.reason]
+    is_anomaly = bool(flagged)
+    if multivariate is not None and _multivariate_alerts(multivariate, cfg.multivariate_alerts):
+        is_anomaly = True
+        moved = ", ".join(_label(n) for n in multivariate.top_contributors[:3]) or "several metrics"
+        reasons.append(
+            "the metrics together look unlike any past run (IsolationForest "
+            f"{multivariate.iforest_score:.3g} > {multivariate.iforest_threshold:.3g}, LOF "
+            f"{multivariate.lof_score:.3g} > {multivariate.lof_threshold:.3g}); most changed: {moved}"
+        )
+    if learning:
+        reasons.append(f"learning: {history_points} of {cfg.min_history} points")
+    return Verdict(
+        is_anomaly=is_anomaly,
+        metrics=results,
+        multivariate=multivariate,
+        reasons=reasons,
+        learning=learning,
+        history_points=history_points,
+        min_history=cfg.min_history,
+    )
+
+
+def _multivariate_alerts(result: MultivariateResult, mode: str) -> bool:
+    if mode == "both":
+        return result.flagged
+    if mode == "iforest":
+        return result.iforest_flagged
+    if mode == "lof":
+        return result.lof_flagged
+    return False
+
+
+def _multivariate(
+    window: pd.DataFrame,
+    excluded_rows: np.ndarray,
+    current: pd.Series,
+    names: list[str],
+    cfg: AnomalyConfig,
+) -> MultivariateResult | None:
+    rows = ~excluded_rows
+    if rows.sum() < cfg.min_history_multivariate or len(names) < 2:
+        return None
+    block = window.loc[rows, names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    # Metrics measured in most runs only: a sparse column would mostly be imputed noise.
+    dense = np.mean(~np.isnan(block), axis=0) >= 0.8
+    if dense.sum() < 2:
+        return None
+    kept = [n for n, keep in zip(names, dense, strict=True) if keep]
+    now = np.array([_as_float(current[n]) for n in kept])
+    return score_multivariate(block[:, dense], now, kept, margin=cfg.multivariate_margin,
+                              random_state=cfg.random_state)
+
+
+def with_metric(config: AnomalyConfig, name: str, **changes: object) -> AnomalyConfig:
+    """A copy of `config` where metric `name` (or pattern) gets these MetricConfig fields."""
+    base = config.metric_config(name)
+    metrics = dict(config.metrics)
+    metrics[name] = replace(base, **changes)
+    return replace(config, metrics=metrics)

@@ -1,0 +1,291 @@
+"""Benchmark of `detect` against generated metric histories with injected incidents.
+
+Each generated asset has the metrics a real asset records (row count with weekly seasonality and
+trend, a distinct count, fractions in [0, 1], a small Poisson count, a near-constant column
+count, a mean and a model error). Incidents are injected at known days. Every detector is run
+walk-forward like the real check: day t is judged against days < t only, and our detectors get
+their own past verdicts back as `excluded` flags, exactly as the asset check does.
+
+Scoring: an incident is caught if any flag falls inside its window; each run of consecutive flags
+outside incident windows is one false alert; false-alert rate = false alerts / clean runs.
+
+    python -c "from data_platform.quality.anomaly_bench import main; main()"
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from data_platform.quality.anomaly import AnomalyConfig, detect
+
+INCIDENT_KINDS = ("spike", "drop", "zero", "level_shift", "null_spike", "schema_change")
+# Judged days start here for every detector (baselines need 14 points); incidents start later.
+EVAL_START = 21
+FIRST_INCIDENT = 35
+INCIDENT_GAP = 12
+
+
+@dataclass
+class Incident:
+    kind: str
+    metric: str
+    start: int
+    # Last day (inclusive) on which a flag counts as catching it.
+    end: int
+
+
+@dataclass
+class GeneratedAsset:
+    data: pd.DataFrame
+    incidents: list[Incident]
+
+
+def generate_asset(rng: np.random.Generator, days: int) -> GeneratedAsset:
+    """One asset's metric history (rows = daily runs) and the incidents injected into it."""
+    t = np.arange(days)
+    index = pd.date_range("2025-01-06", periods=days, freq="D")
+    level = rng.uniform(300, 5000)
+    weekly = np.ones(7)
+    if rng.random() < 0.5:
+        # Busy or quiet weekends, and some weekday wobble.
+        weekly = 1 + rng.uniform(-0.05, 0.05, 7)
+        weekly[5:] *= rng.choice([rng.uniform(0.55, 0.8), rng.uniform(1.25, 1.6)])
+    slope = rng.choice([0.0, rng.uniform(-0.002, 0.004)], p=[0.6, 0.4])
+    cv = rng.uniform(0.02, 0.06)
+    expected_rows = level * (1 + slope * t) * weekly[index.day_of_week]
+    noise_rows = expected_rows * cv
+    rows = np.round(expected_rows + rng.normal(0, 1, days) * noise_rows)
+    distinct_ratio = rng.uniform(0.6, 0.9)
+    null_p = rng.uniform(0.01, 0.1)
+    quarantine_p = rng.uniform(0.001, 0.02)
+    mean_level, mean_sd = rng.uniform(20, 200), 0.0
+    mean_sd = mean_level * rng.uniform(0.01, 0.05)
+    rmse_level = rng.uniform(0.5, 2.0)
+    rmse_sd = rmse_level * rng.uniform(0.01, 0.04)
+    mean = mean_level + rng.normal(0, mean_sd, days)
+    rmse = rmse_level + rng.normal(0, rmse_sd, days)
+    duplicates = rng.poisson(rng.uniform(0.5, 4.0), days).astype(float)
+    columns = np.full(days, float(rng.integers(5, 30)))
+
+    incidents: list[Incident] = []
+    null_extra = np.zeros(days)
+    day = FIRST_INCIDENT + int(rng.integers(0, INCIDENT_GAP))
+    while day < days - 4:
+        kind = INCIDENT_KINDS[int(rng.integers(len(INCIDENT_KINDS)))]
+        k = rng.uniform(6, 12)
+        if kind == "spike":
+            metric = str(rng.choice(["row_count", "mean/amount", "model_rmse"]))
+            if metric == "row_count":
+                rows[day] += k * noise_rows[day]
+            elif metric == "mean/amount":
+                mean[day] += k * mean_sd
+            else:
+                rmse[day] += k * rmse_sd
+            incidents.append(Incident(kind, metric, day, day))
+        elif kind == "drop":
+            rows[day] = max(1.0, rows[day] - k * noise_rows[day])
+            incidents.append(Incident(kind, "row_count", day, day))
+        elif kind == "zero":
+            rows[day] = 0.0
+            incidents.append(Incident(kind, "row_count", day, day))
+        elif kind == "level_shift":
+            metric = str(rng.choice(["mean/amount", "model_rmse"]))
+            shift = rng.uniform(5, 10) * rng.choice([-1, 1])
+            if metric == "mean/amount":
+                mean[day:] += shift * mean_sd
+            else:
+                rmse[day:] += abs(shift) * rmse_sd
+            incidents.append(Incident(kind, metric, day, day + 2))
+        elif kind == "null_spike":
+            length = int(rng.integers(1, 3))
+            null_extra[day : day + length] = rng.uniform(0.05, 0.3)
+            incidents.append(Incident(kind, "null_fraction/email", day, day + length - 1))
+        else:
+            columns[day:] += 1
+            incidents.append(Incident(kind, "column_count", day, day))
+        day = incidents[-1].end + INCIDENT_GAP + int(rng.integers(0, INCIDENT_GAP))
+
+    safe_rows = np.maximum(rows, 1).astype(int)
+    nulls = rng.binomial(safe_rows, np.clip(null_p + null_extra, 0, 1)) / safe_rows
+    quarantined = rng.binomial(safe_rows, quarantine_p) / safe_rows
+    distinct = np.round(rows * distinct_ratio * (1 + rng.normal(0, 0.01, days)))
+    empty = rows == 0
+    data = pd.DataFrame(
+        {
+            "row_count": rows,
+            "distinct_count/customer_id": np.where(empty, 0.0, distinct),
+            # Fractions of an empty table do not exist: the metric is absent that day.
+            "null_fraction/email": np.where(empty, np.nan, nulls),
+            "quarantine_share": np.where(empty, np.nan, quarantined),
+            "duplicate_key_count": duplicates,
+            "column_count": columns,
+            "mean/amount": np.where(empty, np.nan, mean),
+            "model_rmse": rmse,
+        },
+        index=index.strftime("%Y-%m-%d"),
+    )
+    return GeneratedAsset(data, incidents)
+
+
+def walk_forward(data: pd.DataFrame, config: AnomalyConfig) -> np.ndarray:
+    """Flags of `detect` for every day, feeding past flags back as `excluded`."""
+    flags = np.zeros(len(data), dtype=bool)
+    for day in range(1, len(data)):
+        verdict = detect(data.iloc[:day], data.iloc[day], config, excluded=flags[:day])
+        flags[day] = verdict.is_anomaly
+    return flags
+
+
+def _any_metric(z: pd.DataFrame, limit: float) -> np.ndarray:
+    # A zero standard deviation gives no z (as in Elementary): such points are not flagged.
+    return (z.replace([np.inf, -np.inf], np.nan).abs() > limit).any(axis=1).to_numpy()
+
+
+def elementary_flags(data: pd.DataFrame) -> np.ndarray:
+    """Elementary-style: z over a 14-point window that includes the tested point, |z| > 3."""
+    rolling = data.rolling(14, min_periods=14)
+    return _any_metric((data - rolling.mean()) / rolling.std(), 3.0)
+
+
+def three_sigma_flags(data: pd.DataFrame) -> np.ndarray:
+    """3-sigma of the previous 14 points (the tested point excluded)."""
+    rolling = data.rolling(14, min_periods=14)
+    return _any_metric((data - rolling.mean().shift(1)) / rolling.std().shift(1), 3.0)
+
+
+def one_sigma_flags(data: pd.DataFrame) -> np.ndarray:
+    """The glossary example: beyond one standard deviation of all previous points."""
+    expanding = data.expanding(min_periods=2)
+    return _any_metric((data - expanding.mean().shift(1)) / expanding.std().shift(1), 1.0)
+
+
+def score_flags(flags: np.ndarray, incidents: list[Incident], start: int = EVAL_START) -> dict:
+    days = flags.size
+    in_window = np.zeros(days, dtype=bool)
+    caught = 0
+    for incident in incidents:
+        in_window[incident.start : incident.end + 1] = True
+        caught += bool(flags[incident.start : incident.end + 1].any())
+    judged = np.arange(days) >= start
+    outside = flags & ~in_window & judged
+    padded = np.concatenate(([False], outside))
+    false_alerts = int(np.sum(padded[1:] & ~padded[:-1]))
+    clean_runs = int(np.sum(judged & ~in_window))
+    return {
+        "incidents": len(incidents),
+        "caught": caught,
+        "false_alerts": false_alerts,
+        "clean_runs": clean_runs,
+        "flagged_clean_runs": int(outside.sum()),
+    }
+
+
+METHODS: dict[str, AnomalyConfig | None] = {
+    "robust z + rules (no seasonality)": AnomalyConfig(seasonality=False, multivariate=False),
+    "seasonal robust z + rules": AnomalyConfig(multivariate=False),
+    "IsolationForest alone": AnomalyConfig(univariate=False, multivariate_alerts="iforest"),
+    "LOF alone": AnomalyConfig(univariate=False, multivariate_alerts="lof"),
+    "ensemble (default detect)": AnomalyConfig(),
+    "baseline: Elementary-style (14 incl. current, |z|>3)": None,
+    "baseline: 3-sigma of previous 14": None,
+    "baseline: glossary 1-sigma": None,
+}
+BASELINES = {
+    "baseline: Elementary-style (14 incl. current, |z|>3)": elementary_flags,
+    "baseline: 3-sigma of previous 14": three_sigma_flags,
+    "baseline: glossary 1-sigma": one_sigma_flags,
+}
+
+
+def _summarise(totals: dict) -> dict:
+    caught, incidents, false_alerts = totals["caught"], totals["incidents"], totals["false_alerts"]
+    precision = caught / (caught + false_alerts) if caught + false_alerts else 0.0
+    recall = caught / incidents if incidents else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        **totals,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "false_alert_rate": false_alerts / totals["clean_runs"] if totals["clean_runs"] else 0.0,
+    }
+
+
+def run_benchmark(
+    seed: int = 0,
+    n_series: int | None = None,
+    quick: bool = False,
+    days: int | None = None,
+    methods: list[str] | None = None,
+) -> dict:
+    """Generate `n_series` assets, run every method walk-forward, return per-method scores."""
+    n_series = n_series or (2 if quick else 30)
+    days = days or (70 if quick else 150)
+    chosen = methods or list(METHODS)
+    rng = np.random.default_rng(seed)
+    assets = [generate_asset(rng, days) for _ in range(n_series)]
+    results: dict[str, dict] = {}
+    for name in chosen:
+        totals = {"incidents": 0, "caught": 0, "false_alerts": 0, "clean_runs": 0, "flagged_clean_runs": 0}
+        by_kind: dict[str, list[int]] = {}
+        started = time.perf_counter()
+        for asset in assets:
+            if name in BASELINES:
+                flags = BASELINES[name](asset.data)
+            else:
+                flags = walk_forward(asset.data, METHODS[name])
+            for key, value in score_flags(flags, asset.incidents).items():
+                totals[key] += value
+            for incident in asset.incidents:
+                hit = bool(flags[incident.start : incident.end + 1].any())
+                by_kind.setdefault(incident.kind, [0, 0])
+                by_kind[incident.kind][0] += hit
+                by_kind[incident.kind][1] += 1
+        summary = _summarise(totals)
+        summary["recall_by_kind"] = {k: v[0] / v[1] for k, v in sorted(by_kind.items())}
+        summary["seconds"] = time.perf_counter() - started
+        results[name] = summary
+    return {
+        "seed": seed,
+        "n_series": n_series,
+        "days": days,
+        "metrics_per_asset": assets[0].data.shape[1] if assets else 0,
+        "methods": results,
+    }
+
+
+def render_markdown(results: dict) -> str:
+    lines = [
+        f"{results['n_series']} generated assets x {results['days']} daily runs x "
+        f"{results['metrics_per_asset']} metrics, seed {results['seed']}.",
+        "",
+        "| method | precision | recall | F1 | false alerts / clean runs | false-alert rate | seconds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results["methods"].items():
+        lines.append(
+            f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
+            f"{r['false_alerts']} / {r['clean_runs']} | {100 * r['false_alert_rate']:.2f}% | "
+            f"{r['seconds']:.1f} |"
+        )
+    kinds = sorted({k for r in results["methods"].values() for k in r["recall_by_kind"]})
+    lines += ["", "Recall by incident kind:", "", "| method | " + " | ".join(kinds) + " |",
+              "| --- |" + " ---: |" * len(kinds)]
+    for name, r in results["methods"].items():
+        cells = " | ".join(f"{r['recall_by_kind'].get(k, 0.0):.2f}" for k in kinds)
+        lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    quick = "--quick" in args
+    print(render_markdown(run_benchmark(quick=quick)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""detect(): the univariate rules, cold start, configuration and what Elementary gets wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from data_platform.quality.anomaly import AnomalyConfig, MetricConfig, detect
+
+
+def daily(values: dict[str, list[float]] | pd.DataFrame, start: str = "2025-01-06") -> pd.DataFrame:
+    frame = pd.DataFrame(values)
+    frame.index = pd.date_range(start, periods=len(frame), freq="D").strftime("%Y-%m-%d")
+    return frame
+
+
+def noisy(n: int, level: float = 1000.0, sd: float = 20.0, seed: int = 0) -> list[float]:
+    return list(np.round(np.random.default_rng(seed).normal(level, sd, n)))
+
+
+def test_spike_after_seven_flat_ish_points_is_caught():
+    # Elementary's z includes the tested point: with 8 points |z| <= 7/sqrt(8) < 3, never fires.
+    history = daily({"row_count": [1000, 1012, 995, 1003, 990, 1008, 1001]})
+    verdict = detect(history, pd.Series({"row_count": 1400.0}))
+    assert not verdict.learning
+    assert verdict.is_anomaly
+    result = verdict.metrics["row_count"]
+    assert result.flagged and result.method == "robust_z"
+    assert result.score > 0 and result.upper < 1400
+    assert "row count 1,400 is far above the expected 1,001" in verdict.reasons[0]
+
+
+def test_past_incident_in_window_does_not_widen_the_band():
+    values = noisy(30)
+    values[20] = 5000.0  # an incident the check already flagged
+    history = daily({"row_count": values})
+    excluded = [i == 20 for i in range(30)]
+    normal = detect(history, pd.Series({"row_count": 1010.0}), excluded=excluded)
+    assert not normal.is_anomaly
+    second = detect(history, pd.Series({"row_count": 1200.0}), excluded=excluded)
+    assert second.is_anomaly
+    # Even if the caller forgot to exclude it, medians keep the band tight.
+    unexcluded = detect(history, pd.Series({"row_count": 1200.0}))
+    assert unexcluded.is_anomaly
+    assert unexcluded.metrics["row_count"].upper < 1150
+
+
+def run_walk_forward(series: list[float], config: AnomalyConfig | None = None) -> list[bool]:
+    history = daily({"row_count": series})
+    flags: list[bool] = []
+    for day in range(len(series)):
+        verdict = detect(history.iloc[:day], history.iloc[day], config, excluded=flags)
+        flags.append(verdict.is_anomaly)
+    return flags
+
+
+def test_level_shift_alerts_first_day_then_reanchors():
+    before = noisy(40, seed=1)
+    after = noisy(40, level=1500.0, seed=2)
+    flags = run_walk_forward(before + after)
+    assert flags[40], "the shift is caught on its first day"
+    assert sum(flags[40:]) <= 3, "after reanchor_after=3 flags the new level is the baseline"
+    assert not any(flags[44:])
+    assert sum(flags[7:40]) == 0
+
+
+def test_level_shift_marked_expected_stops_alerting():
+    series = noisy(40, seed=1) + noisy(12, level=1500.0, seed=2)
+    history = daily({"row_count": series})
+    # The caller marked the new level as expected: nothing is excluded.
+    late = detect(history, pd.Series({"row_count": 1490.0}))
+    assert not late.is_anomaly
+
+
+def test_one_percent_change_on_flat_series_does_not_alert():
+    history = daily({"row_count": [100.0] * 20, "mean/amount": [5.5] * 20})
+    verdict = detect(history, pd.Series({"row_count": 101.0, "mean/amount": 5.55}))
+    assert not verdict.is_anomaly
+    moved = detect(history, pd.Series({"row_count": 130.0, "mean/amount": 5.5}))
+    assert moved.is_anomaly and moved.metrics["row_count"].flagged
+
+
+def test_schema_hash_change_alerts_once():
+    history = daily({"schema_hash": ["abc"] * 10, "row_count": noisy(10)})
+    changed = detect(history, pd.Series({"schema_hash": "abd", "row_count": 1000.0}, dtype=object))
+    assert changed.is_anomaly
+    assert changed.metrics["schema_hash"].method == "exact_change"
+    assert "changed from 'abc' to 'abd'" in changed.reasons[0]
+    history.loc[history.index[-1], "schema_hash"] = "abd"
+    again = detect(history, pd.Series({"schema_hash": "abd", "row_count": 1000.0}, dtype=object))
+    assert not again.metrics["schema_hash"].flagged
+
+
+def test_column_count_change_alerts_via_default_rule():
+    history = daily({"column_count": [12.0] * 10})
+    verdict = detect(history, pd.Series({"column_count": 13.0}))
+    assert verdict.metrics["column_count"].flagged
+    assert verdict.metrics["column_count"].method == "exact_change"
+
+
+def test_zero_rule():
+    history = daily({"row_count": noisy(20, level=300.0, sd=60.0)})
+    verdict = detect(history, pd.Series({"row_count": 0.0}))
+    assert verdict.is_anomaly
+    assert verdict.metrics["row_count"].method == "zero"
+    assert "0 for the first time" in verdict.reasons[0]
+    # Small counts reach 0 by chance: not a zero alert.
+    small = daily({"duplicate_key_count": [3, 2, 4, 1, 3, 5, 2, 3, 4, 2, 1, 3, 2, 4, 3]})
+    quiet = detect(small, pd.Series({"duplicate_key_count": 0.0}))
+    assert not quiet.is_anomaly
+
+
+def test_cold_start_reason_and_bounds_still_apply():
+    history = daily({"row_count": [100.0, 102, 98, 101, 99]})
+    config = AnomalyConfig(metrics={"row_count": MetricConfig(min_value=10)})
+    verdict = detect(history, pd.Series({"row_count": 500.0}), config)
+    assert verdict.learning and not verdict.is_anomaly
+    assert verdict.history_points == 5 and verdict.min_history == 7
+    assert "learning: 5 of 7 points" in verdict.reasons
+    below = detect(history, pd.Series({"row_count": 3.0}), config)
+    assert below.is_anomaly and below.metrics["row_count"].method == "bounds"
+    assert below.learning
+
+
+def test_empty_history_is_learning():
+    verdict = detect(pd.DataFrame(), pd.Series({"row_count": 5.0}))
+    assert verdict.learning and not verdict.is_anomaly
+    assert verdict.reasons == ["learning: 0 of 7 points"]
+
+
+def test_direction_config():
+    history = daily({"rmse": list(np.random.default_rng(3).normal(1.0, 0.01, 30))})
+    up_only = AnomalyConfig(metrics={"rmse": MetricConfig(direction="up")})
+    assert not detect(history, pd.Series({"rmse": 0.8}), up_only).is_anomaly
+    assert detect(history, pd.Series({"rmse": 1.2}), up_only).is_anomaly
+    assert detect(history, pd.Series({"rmse": 0.8})).is_anomaly
+
+
+def test_sensitivity_config():
+    history = daily({"mean/amount": list(np.random.default_rng(4).normal(50, 1, 60))})
+    current = pd.Series({"mean/amount": 53.0})
+    assert not detect(history, current).is_anomaly
+    strict = AnomalyConfig(metrics={"mean/*": MetricConfig(sensitivity=2.0)})
+    assert detect(history, current, strict).is_anomaly
+
+
+def test_seasonality_busy_saturday_is_normal_but_not_on_a_tuesday():
+    rng = np.random.default_rng(5)
+    dates = pd.date_range("2025-01-06", periods=56, freq="D")  # starts on a Monday
+    rows = np.where(dates.day_of_week == 5, 2000.0, 1000.0) + rng.normal(0, 20, 56)
+    history = pd.DataFrame({"row_count": rows}, index=dates)
+    saturday = pd.Series({"row_count": 2010.0}, name=pd.Timestamp("2025-03-08"))
+    tuesday = pd.Series({"row_count": 2010.0}, name=pd.Timestamp("2025-03-04"))
+    on_saturday = detect(history, saturday)
+    assert not on_saturday.is_anomaly
+    assert on_saturday.metrics["row_count"].method == "seasonal_robust_z"
+    on_tuesday = detect(history.iloc[:-4], tuesday)
+    assert on_tuesday.is_anomaly
+    assert "for a Tuesday" in on_tuesday.reasons[0]
+
+
+def test_trend_is_followed():
+    days = np.arange(60)
+    history = daily({"row_count": list(1000 + 10 * days + np.random.default_rng(6).normal(0, 5, 60))})
+    assert not detect(history, pd.Series({"row_count": 1600.0})).is_anomaly
+    assert detect(history, pd.Series({"row_count": 1450.0})).is_anomaly
+
+
+def test_new_metric_and_missing_values_are_not_alerted():
+    history = daily({"row_count": noisy(10), "mean/x": [np.nan] * 5 + [1.0] * 5})
+    verdict = detect(history, pd.Series({"row_count": 1000.0, "mean/new": 9e9, "mean/x": np.nan}))
+    assert not verdict.is_anomaly
+    assert verdict.metrics["mean/new"].method == "skipped"
+    assert verdict.metrics["mean/x"].observed is None
+
+
+def test_range_index_and_lookback():
+    history = pd.DataFrame({"m": noisy(400, level=10.0, sd=1.0)})
+    verdict = detect(history, pd.Series({"m": 10.0}), AnomalyConfig(lookback=50))
+    assert verdict.history_points == 50
+
+
+def test_bad_input_raises_clear_errors():
+    history = daily({"m": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match="excluded has 2 flags but history has 3 rows"):
+        detect(history, pd.Series({"m": 1.0}), excluded=[True, False])
+    with pytest.raises(TypeError, match="history must be a pandas DataFrame"):
+        detect([1, 2, 3], pd.Series({"m": 1.0}))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="direction"):
+        MetricConfig(direction="sideways")  # type: ignore[arg-type]
+
+
+def test_multivariate_scores_are_deterministic_and_reported():
+    rng = np.random.default_rng(7)
+    base = rng.normal(0, 1, (60, 1))
+    history = daily(pd.DataFrame({f"m{i}": 100 + 5 * base[:, 0] + rng.normal(0, 1, 60) for i in range(5)}))
+    # Each metric is normal on its own, but the usual co-movement is broken.
+    current = pd.Series({"m0": 108.0, "m1": 92.0, "m2": 108.0, "m3": 92.0, "m4": 100.0})
+    first, second = detect(history, current), detect(history, current)
+    assert first.multivariate is not None
+    assert first.multivariate.iforest_score == second.multivariate.iforest_score
+    assert first.multivariate.lof_score == second.multivariate.lof_score
+    assert first.multivariate.lof_flagged
+    assert not any(m.flagged for m in first.metrics.values())
