@@ -328,7 +328,10 @@ def split_per_user(ratings: pd.DataFrame, share: float, rng):
 def search_svd(train: pd.DataFrame, scale, cfg: RecommenderConfig) -> tuple[dict, float, int]:
     """Random search over `svd_grid` with k-fold CV, stopped at the time budget.
 
-    Returns (best params, their CV RMSE, number of candidates tried).
+    The prior is always scored on at least one fold, so some model is always chosen. The budget
+    is checked before each candidate (using the last candidate's cost) and between folds: a
+    candidate cut short is discarded, except the prior, whose completed folds stand.
+    Returns (best params, their CV RMSE, number of candidates scored).
     """
     started = time.perf_counter()
     grid = cfg.svd_grid
@@ -345,15 +348,21 @@ def search_svd(train: pd.DataFrame, scale, cfg: RecommenderConfig) -> tuple[dict
         t0 = time.perf_counter()
         errors = []
         for trainset, testset in folds:
+            if errors and time.perf_counter() - started > cfg.time_budget_s:
+                break
             algo = SVD(random_state=cfg.seed, **params).fit(trainset)
             est = np.array([algo.predict(u, i, clip=True).est for u, i, _ in testset])
             truth = np.array([r for _, _, r in testset])
             errors.append(float(np.sqrt(np.mean((est - truth) ** 2))))
+        if len(errors) < len(folds) and tried:
+            break
         rmse = float(np.mean(errors))
         tried += 1
         last_cost = time.perf_counter() - t0
         if rmse < best_rmse:
             best, best_rmse = params, rmse
+        if len(errors) < len(folds):
+            break
     return best, best_rmse, tried
 
 
