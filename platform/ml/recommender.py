@@ -411,7 +411,8 @@ def evaluate_rating_models(train: pd.DataFrame, test: pd.DataFrame, scale, cfg) 
 def evaluate_ranking(ranker: EaseRanker, train, test, cfg: RecommenderConfig) -> dict[str, float]:
     relevant = test if cfg.relevant_rating is None else test[test["rating"] >= cfg.relevant_rating]
     truth = relevant.groupby("user_id")["item_id"].agg(set)
-    users = [u for u in truth.index if u in set(ranker.user_ids)]
+    known = set(ranker.user_ids)
+    users = [u for u in truth.index if u in known]
     n = cfg.top_n
     if not users:
         return {
