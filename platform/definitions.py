@@ -9,6 +9,7 @@ from data_platform.assets.cleaning import build_cleaning_asset
 from data_platform.assets.features import build_feature_assets
 from data_platform.assets.ingestion import build_ingestion_asset
 from data_platform.assets.partitions import daily_partitions
+from data_platform.checks.platform import build_platform_checks
 from data_platform.jobs import build_jobs, build_schedules
 from data_platform.resources.source import (
     SourceResource,
@@ -39,10 +40,12 @@ def build_definitions(
         assets.append(build_ingestion_asset(entity, partitions_def))
         assets.append(build_cleaning_asset(entity, partitions_def))
     assets.extend(build_feature_assets(partitions_def))
+    checks = build_platform_checks(assets)
     jobs = build_jobs()
     warehouse = warehouse or warehouse_from_env()
     return dg.Definitions(
         assets=assets,
+        asset_checks=checks,
         jobs=jobs,
         schedules=build_schedules(jobs),
         resources={

@@ -7,13 +7,18 @@ The rules per column live in `data_platform.quality.cleaning` (see docs/cleaning
 import time
 
 import dagster as dg
-from data_platform.assets.health import health_metadata
+from data_platform.assets.health import health_metadata, rule_result
 from data_platform.assets.partitions import partition_day
+from data_platform.checks import rules
 from data_platform.quality import health
 from data_platform.quality.cleaning import clean
 from data_platform.sources.schemas import SCHEMAS
 
 CLEANING = "cleaning"
+# Above this share of quarantined rows a day is suspect even before its history says so.
+MAX_QUARANTINE_SHARE = 0.05
+# A day whose newest event is older than this before the partition end is stale.
+MAX_FRESHNESS_LAG_HOURS = 24.0
 
 
 def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -38,24 +43,26 @@ def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -
             ),
         },
         partitions_def=partitions_def if schema.partitioned else None,
-        check_specs=[dg.AssetCheckSpec("rows_reconciled", asset=clean_name)],
+        check_specs=[
+            dg.AssetCheckSpec("rows_reconciled", asset=clean_name),
+            dg.AssetCheckSpec("keys_valid", asset=clean_name),
+            dg.AssetCheckSpec("quarantine_share", asset=clean_name),
+            *([dg.AssetCheckSpec("fresh", asset=clean_name)] if schema.partitioned else []),
+        ],
     )
     def _clean(context: dg.AssetExecutionContext, raw):
         started = time.perf_counter()
         day = partition_day(context) if schema.partitioned else None
         result = clean(entity, raw)
-        yield dg.Output(
+        clean_metadata = health_metadata(
             result.clean,
-            clean_name,
-            metadata=health_metadata(
-                result.clean,
-                schema,
-                day=day,
-                quarantined=len(result.quarantine),
-                source_rows=len(raw),
-                started=started,
-            ),
+            schema,
+            day=day,
+            quarantined=len(result.quarantine),
+            source_rows=len(raw),
+            started=started,
         )
+        yield dg.Output(result.clean, clean_name, metadata=clean_metadata)
         yield dg.Output(
             result.quarantine,
             quarantine_name,
@@ -78,5 +85,11 @@ def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -
             },
             description="raw rows = clean rows + quarantined rows: no row is lost or invented.",
         )
+        yield rule_result(clean_name, "keys_valid", rules.keys_valid(clean_metadata, list(schema.key)))
+        yield rule_result(
+            clean_name, "quarantine_share", rules.quarantine_below(clean_metadata, MAX_QUARANTINE_SHARE)
+        )
+        if schema.partitioned:
+            yield rule_result(clean_name, "fresh", rules.fresh(clean_metadata, MAX_FRESHNESS_LAG_HOURS))
 
     return _clean

@@ -51,3 +51,16 @@ def health_metadata(
     if extra:
         metadata.update(extra)
     return metadata
+
+
+def rule_result(asset_key: str, check_name: str, result: dg.AssetCheckResult, **fields) -> dg.AssetCheckResult:
+    """A rule from `checks.rules` evaluated inside the asset's own step, named for its spec."""
+    return result._replace(asset_key=dg.AssetKey(asset_key), check_name=check_name, **fields)
+
+
+def previous_metadata(context: dg.AssetExecutionContext, asset_key: str) -> dict | None:
+    """Metadata of the asset's latest materialization before this run (any partition)."""
+    records = context.instance.fetch_materializations(dg.AssetKey(asset_key), limit=1).records
+    if not records:
+        return None
+    return dict(records[0].asset_materialization.metadata)

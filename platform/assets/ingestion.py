@@ -10,8 +10,9 @@ import time
 
 import dagster as dg
 import pandas as pd
-from data_platform.assets.health import health_metadata
+from data_platform.assets.health import health_metadata, previous_metadata, rule_result
 from data_platform.assets.partitions import partition_day
+from data_platform.checks import rules
 from data_platform.quality import health
 from data_platform.resources.source import SourceResource
 from data_platform.sources.schemas import SCHEMAS, coerce
@@ -55,7 +56,11 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
             ),
         },
         partitions_def=partitions_def if schema.partitioned else None,
-        check_specs=[dg.AssetCheckSpec("source_rows_accounted", asset=raw_name)],
+        check_specs=[
+            dg.AssetCheckSpec("source_rows_accounted", asset=raw_name),
+            dg.AssetCheckSpec("schema_drift", asset=raw_name),
+            *([dg.AssetCheckSpec("has_rows", asset=raw_name)] if schema.partitioned else []),
+        ],
     )
     def _ingest(context: dg.AssetExecutionContext, source: SourceResource):
         started = time.perf_counter()
@@ -63,19 +68,17 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
         result = source.fetch(entity, day)
         raw = align_to_schema(entity, result.data)
         rejected = result.rejected.reset_index(drop=True)
+        previous = previous_metadata(context, raw_name)
         reasons = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
-        yield dg.Output(
+        raw_metadata = health_metadata(
             raw,
-            raw_name,
-            metadata=health_metadata(
-                raw,
-                schema,
-                day=day,
-                rejected=len(rejected),
-                source_rows=result.source_rows,
-                started=started,
-            ),
+            schema,
+            day=day,
+            rejected=len(rejected),
+            source_rows=result.source_rows,
+            started=started,
         )
+        yield dg.Output(raw, raw_name, metadata=raw_metadata)
         yield dg.Output(
             rejected,
             rejected_name,
@@ -97,5 +100,8 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
             },
             description="Every source row is either accepted into raw or rejected with a reason.",
         )
+        yield rule_result(raw_name, "schema_drift", rules.schema_drift(previous, raw_metadata))
+        if schema.partitioned:
+            yield rule_result(raw_name, "has_rows", rules.has_rows(raw_metadata))
 
     return _ingest
