@@ -263,8 +263,13 @@ def _baseline(
     observed = ~np.isnan(values)
     base = observed & ~excluded
     positions = np.flatnonzero(observed)
-    run = _latest_run(excluded[positions], cfg.reanchor_after)
-    if run is None:
+    flagged = excluded[positions]
+    # A shift of 5 sigma lands inside the band now and then: one normal run between excluded
+    # runs does not break the streak.
+    bridged = flagged.copy()
+    bridged[1:-1] |= flagged[:-2] & flagged[2:]
+    run = _latest_run(bridged, cfg.reanchor_after)
+    if run is None or flagged[run[0] : run[1]].sum() < cfg.reanchor_after:
         return base, False
     start, end = positions[run[0]], positions[run[1] - 1] + 1
     before = base.copy()
@@ -272,30 +277,23 @@ def _baseline(
     if before.sum() < cfg.min_history:
         return base, False
     band = _fit(values, before, cal, profile)
-    run_rows = np.flatnonzero(observed[start:end]) + start
-    run_values = values[run_rows]
-    expected = band.expected if profile is None else None
-    deviations = []
-    for row, value in zip(run_rows, run_values, strict=True):
-        centre = expected
-        if centre is None:
-            centre = _fit_at(values, before, cal, profile, int(cal.phases[row])).expected
-        deviations.append(value - centre)
-    deviations = np.asarray(deviations)
+    since = np.flatnonzero(observed[start:]) + start
+    if profile is None:
+        deviations = values[since] - band.expected
+    else:
+        centres = {k: _fit_at(values, before, cal, profile, k).expected for k in set(cal.phases[since].tolist())}
+        deviations = values[since] - np.array([centres[k] for k in cal.phases[since].tolist()])
     floor = max(3.0 * band.scale, mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
-    same_side = np.all(deviations > floor) or np.all(deviations < -floor)
-    if not same_side:
+    in_run = since < end
+    shift = float(np.median(deviations[in_run]))
+    if abs(shift) <= floor:
         return base, False
-    # Runs after the shift that were judged normal must sit nearer the new level than the old.
-    after = base.copy()
-    after[:end] = False
-    if after.any():
-        midpoint = band.expected + float(np.median(deviations)) / 2.0
-        later = values[after]
-        if deviations[0] > 0 and np.any(later < midpoint):
-            return base, False
-        if deviations[0] < 0 and np.any(later > midpoint):
-            return base, False
+    # Persistent: the run sits on one side, and the runs since then stay nearer the new level.
+    if np.mean(np.sign(deviations[in_run]) == np.sign(shift)) < 0.8:
+        return base, False
+    later = deviations[~in_run]
+    if later.size and (np.sign(np.median(later)) != np.sign(shift) or abs(np.median(later)) < abs(shift) / 2):
+        return base, False
     anchored = observed.copy()
     anchored[:start] = False
     anchored[end:] &= ~excluded[end:]

@@ -115,6 +115,8 @@ def fit_band(
     seasonal = seasonal_rows is not None
     counts = bool(np.all(values == np.round(values)))
     spread = float(np.max(np.abs(values - np.median(values)))) if values.size else 0.0
+    # Poisson-like counts with a median of 0 still have a mean, which sets their noise.
+    mean_size = float(np.mean(np.abs(values))) if values.size else 0.0
     deseasoned = values - seasonal_rows if seasonal else values
     season_now = float(seasonal_now) if seasonal else 0.0
 
@@ -123,7 +125,7 @@ def fit_band(
         centre = float(np.median(deseasoned))
         # Inflate by the variance of the median itself: the forecast is uncertain too.
         scale = robust_scale(deseasoned) * np.sqrt(1.0 + np.pi / (2.0 * max(n, 1)))
-        scale = count_noise_floor(scale, centre, counts, spread)
+        scale = count_noise_floor(scale, max(abs(centre), mean_size), counts, spread)
         return Band(centre + season_now, scale, seasonal, 0.0, n)
 
     window = min(LEVEL_WINDOW, n // 2)
@@ -147,7 +149,7 @@ def fit_band(
     lag_noise = 1.2533 * scale / np.sqrt(independent)
     trend = lag if abs(lag) > 3.0 * lag_noise else 0.0
     centre = float(np.median(deseasoned[-window:])) + trend
-    scale = count_noise_floor(scale, centre, counts, spread)
+    scale = count_noise_floor(scale, max(abs(centre), mean_size), counts, spread)
     return Band(centre + season_now, scale, seasonal, trend, errors.size)
 
 
