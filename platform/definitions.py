@@ -8,16 +8,23 @@ import dagster as dg
 from data_platform.assets.cleaning import build_cleaning_asset
 from data_platform.assets.features import build_feature_assets
 from data_platform.assets.ingestion import build_ingestion_asset
+from data_platform.assets.models import MODEL_ASSET_KEYS, MODEL_ASSETS
 from data_platform.assets.partitions import daily_partitions
 from data_platform.checks.platform import build_platform_checks
-from data_platform.jobs import build_jobs, build_schedules
+from data_platform.jobs import DOWNSTREAM_ASSETS, build_jobs, build_schedules
+from data_platform.resources.model_store import ModelStoreResource
 from data_platform.resources.source import (
     SourceResource,
     source_resource_from_env,
     specs_from_env,
 )
 from data_platform.resources.warehouse import WarehouseIOManager, WarehouseResource
+from data_platform.sources.db import tune_sqlite_connections
 from data_platform.sources.schemas import ENTITIES
+
+# Every process that loads these definitions (the demo, run workers, the CLI) stores Dagster
+# events in SQLite on the embedded default: make those commits cheap (see the function's doc).
+tune_sqlite_connections()
 
 
 def warehouse_from_env() -> WarehouseResource:
@@ -27,10 +34,17 @@ def warehouse_from_env() -> WarehouseResource:
     return WarehouseResource()
 
 
+def model_store_from_env() -> ModelStoreResource:
+    if os.environ.get("DATA_PLATFORM_MODEL_DIR"):
+        return ModelStoreResource(root=dg.EnvVar("DATA_PLATFORM_MODEL_DIR"))
+    return ModelStoreResource()
+
+
 def build_definitions(
     *,
     warehouse: WarehouseResource | None = None,
     source: SourceResource | None = None,
+    model_store: ModelStoreResource | None = None,
 ) -> dg.Definitions:
     """All definitions; tests and embedders pass their own warehouse or source."""
     source = source or source_resource_from_env()
@@ -40,8 +54,9 @@ def build_definitions(
         assets.append(build_ingestion_asset(entity, partitions_def))
         assets.append(build_cleaning_asset(entity, partitions_def))
     assets.extend(build_feature_assets(partitions_def))
+    assets.extend(MODEL_ASSETS)
     checks = build_platform_checks(assets)
-    jobs = build_jobs()
+    jobs = build_jobs(DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS)
     warehouse = warehouse or warehouse_from_env()
     return dg.Definitions(
         assets=assets,
@@ -52,6 +67,7 @@ def build_definitions(
             "source": source,
             "warehouse": warehouse,
             "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+            "model_store": model_store or model_store_from_env(),
         },
     )
 

@@ -48,3 +48,40 @@ def make_engine(url: str | sa.URL, **kwargs) -> sa.Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(parsed, **kwargs)
+
+
+_SQLITE_TUNED = False
+
+
+def tune_sqlite_connections(synchronous: str | None = None) -> None:
+    """WAL + `synchronous=NORMAL` for every SQLite connection this process opens.
+
+    Dagster's embedded instance opens a SQLite connection per stored event; with the default
+    `synchronous=FULL` each commit waits for the disk, which dominates a run's wall time. WAL with
+    NORMAL keeps every commit atomic and survives a crash of the process; only an operating-system
+    crash or power loss can lose the last transactions. Set `DATA_PLATFORM_SQLITE_SYNCHRONOUS=FULL`
+    to trade speed for that. Production instances use PostgreSQL and are not affected.
+    """
+    global _SQLITE_TUNED
+    if _SQLITE_TUNED:
+        return
+    import os
+    import sqlite3
+
+    level = (synchronous or os.environ.get("DATA_PLATFORM_SQLITE_SYNCHRONOUS", "NORMAL")).upper()
+    if level not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"DATA_PLATFORM_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {level!r}")
+
+    @sa.event.listens_for(sa.engine.Engine, "connect")
+    def _tune(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite connection
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={level}")
+            except sqlite3.OperationalError:
+                pass  # a locked or read-only file keeps its own settings
+            finally:
+                cur.close()
+
+    _SQLITE_TUNED = True

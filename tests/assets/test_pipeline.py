@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB
+from data_platform.resources.model_store import ModelStore, ModelStoreResource
 from data_platform.resources.source import SourceResource
 from data_platform.resources.warehouse import TableStore, WarehouseResource
 from data_platform.sources import synthetic
@@ -34,11 +35,13 @@ def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, days: int) 
 
 
 @pytest.mark.slow
-def test_every_row_is_accounted_for(warehouse_url, monkeypatch):
+def test_every_row_is_accounted_for(warehouse_url, monkeypatch, tmp_path):
     monkeypatch.delenv("DATA_PLATFORM_START_DATE", raising=False)
+    monkeypatch.setenv("DATA_PLATFORM_RECOMMENDER_BUDGET_S", "1")
     defs = build_definitions(
         warehouse=WarehouseResource(url=warehouse_url),
         source=SourceResource(synthetic_incidents=False),
+        model_store=ModelStoreResource(root=str(tmp_path / "models")),
     )
     with dg.instance_for_test() as instance:
         keys = run_pipeline(defs, instance, days=3)
@@ -62,6 +65,28 @@ def test_every_row_is_accounted_for(warehouse_url, monkeypatch):
             assert store.row_count("review_text_features", keys[-1]) == store.row_count(
                 "reviews_clean", keys[-1]
             )
+        finally:
+            store.dispose()
+
+        # Every model was trained once, stored with its metrics, and wrote its output tables.
+        models = ModelStore(tmp_path / "models")
+        for name in ("recommender", "segmentation", "sentiment"):
+            assert len(models.versions(name)) == 1
+            assert models.manifest(name).metrics
+        store = TableStore(warehouse_url)
+        try:
+            recs = store.read("recommendations")
+            assert (recs.groupby("user_id").size() <= 10).all() and len(recs) > 0
+            seen = store.read("ratings_clean")[["user_id", "item_id"]]
+            overlap = recs.merge(seen, on=["user_id", "item_id"])
+            assert overlap.empty, "recommendations must exclude items the user already rated"
+            segments = store.read("customer_segments")
+            assert segments["customer_id"].is_unique and segments["segment"].nunique() >= 3
+            assert len(store.read("review_sentiment")) == sum(
+                store.row_count("reviews_clean", k) for k in keys
+            )
+            results = store.read("experiment_results")
+            assert set(results["variant"]) == {"A", "B"}
         finally:
             store.dispose()
 

@@ -1,0 +1,130 @@
+"""Models as assets: each trains once per run, stores a versioned artifact, writes its output
+tables and emits its evaluation metrics as numeric metadata, so the anomaly checks flag a
+model-quality regression like any other anomaly.
+"""
+
+import base64
+import os
+
+import dagster as dg
+import pandas as pd
+from data_platform.ml import experiments, recommender, segmentation, sentiment
+from data_platform.quality import health
+from data_platform.resources.model_store import ModelStoreResource, snapshot_id
+
+MODELS = "models"
+IO = "warehouse_io_manager"
+# The platform trains on every daily run of the downstream job; the full search budget is for
+# the benchmark. Override with DATA_PLATFORM_RECOMMENDER_BUDGET_S.
+RECOMMENDER_BUDGET_S = 5.0
+# A sample-ratio mismatch this unlikely under the intended split means broken assignment.
+SRM_ALPHA = 0.001
+
+
+def _model_metadata(metrics: dict[str, float], manifest, frame: pd.DataFrame) -> dict[str, object]:
+    out: dict[str, object] = {f"model/{k}": float(v) for k, v in metrics.items()}
+    out["model_version"] = manifest.version
+    out["data_snapshot_id"] = manifest.data_snapshot_id
+    out[health.ROW_COUNT] = len(frame)
+    return out
+
+
+@dg.asset(group_name=MODELS, io_manager_key=IO, kinds={"surprise", "sql"})
+def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource) -> dg.Output:
+    """Top-10 items per user (seen items excluded) from the recommender: tuned SVD blend for
+    ratings, EASE for ranking; RMSE/MAE and precision/recall/NDCG@10 against most-popular."""
+    budget = float(os.environ.get("DATA_PLATFORM_RECOMMENDER_BUDGET_S", RECOMMENDER_BUDGET_S))
+    model, metrics = recommender.train_and_evaluate(
+        ratings_clean, recommender.RecommenderConfig(time_budget_s=budget)
+    )
+    manifest = model_store.store().save(
+        "recommender", model, metrics=metrics, data_snapshot_id=snapshot_id(ratings_clean)
+    )
+    recs = model.recommend(n=10)
+    return dg.Output(recs, metadata=_model_metadata(metrics, manifest, recs))
+
+
+@dg.multi_asset(
+    group_name=MODELS,
+    outs={
+        "customer_segments": dg.AssetOut(io_manager_key=IO, kinds={"scikitlearn", "sql"},
+                                         description="Segment of each customer (KMeans on log-scaled RFM)."),
+        "segment_profiles": dg.AssetOut(io_manager_key=IO, kinds={"scikitlearn", "sql"},
+                                        description="Size, share, mean R/F/M and a readable label per segment."),
+    },
+)
+def segmentation_model(customer_rfm: pd.DataFrame, model_store: ModelStoreResource):
+    model, metrics = segmentation.train_and_evaluate(customer_rfm)
+    manifest = model_store.store().save(
+        "segmentation", model, metrics=metrics, data_snapshot_id=snapshot_id(customer_rfm)
+    )
+    assigned = pd.DataFrame(
+        {"customer_id": customer_rfm["customer_id"].to_numpy(), "segment": model.assign(customer_rfm).to_numpy()}
+    )
+    profiles = model.profiles(customer_rfm)
+    png = base64.b64encode(model.pca_plot_png(customer_rfm)).decode()
+    metadata = _model_metadata(metrics, manifest, assigned)
+    metadata["segments_plot"] = dg.MetadataValue.md(f"![segments (PCA)](data:image/png;base64,{png})")
+    yield dg.Output(assigned, "customer_segments", metadata=metadata)
+    yield dg.Output(profiles, "segment_profiles", metadata={health.ROW_COUNT: len(profiles)})
+
+
+@dg.multi_asset(
+    group_name=MODELS,
+    outs={
+        "review_sentiment": dg.AssetOut(io_manager_key=IO, kinds={"scikitlearn", "sql"},
+                                        description="Calibrated P(positive) for every review."),
+        "product_sentiment": dg.AssetOut(io_manager_key=IO, kinds={"scikitlearn", "sql"},
+                                         description="Per-product sentiment features."),
+    },
+)
+def sentiment_model(reviews_clean: pd.DataFrame, model_store: ModelStoreResource):
+    labelled = reviews_clean[reviews_clean["label"].notna()]
+    model, metrics = sentiment.train_and_evaluate(labelled, sentiment.SentimentConfig(folds=5))
+    manifest = model_store.store().save(
+        "sentiment", model, metrics=metrics, data_snapshot_id=snapshot_id(labelled)
+    )
+    scored = model.score_reviews(reviews_clean)
+    per_product = sentiment.product_sentiment(scored)
+    yield dg.Output(scored, "review_sentiment", metadata=_model_metadata(metrics, manifest, scored))
+    yield dg.Output(per_product, "product_sentiment", metadata={health.ROW_COUNT: len(per_product)})
+
+
+@dg.asset(
+    group_name=MODELS,
+    io_manager_key=IO,
+    kinds={"statsmodels", "sql"},
+    check_specs=[dg.AssetCheckSpec("sample_ratio_mismatch", asset="experiment_results")],
+)
+def experiment_results(experiments_clean: pd.DataFrame):
+    """Per experiment and variant: conversion, lift with confidence interval, p-value, power,
+    minimum detectable effect and the sample-ratio-mismatch p-value."""
+    analysis, metrics = experiments.train_and_evaluate(experiments_clean)
+    table = analysis.results
+    yield dg.Output(
+        table,
+        metadata={**{f"model/{k}": float(v) for k, v in metrics.items()}, health.ROW_COUNT: len(table)},
+    )
+    p = metrics.get("srm_pvalue", 1.0)
+    yield dg.AssetCheckResult(
+        check_name="sample_ratio_mismatch",
+        passed=bool(p >= SRM_ALPHA),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"srm_pvalue": float(p), "alpha": SRM_ALPHA},
+        description=(
+            f"variant sizes match the intended split (chi-square p = {p:.3g})"
+            if p >= SRM_ALPHA
+            else f"sample-ratio mismatch: chi-square p = {p:.2g} < {SRM_ALPHA}: assignment is broken"
+        ),
+    )
+
+
+MODEL_ASSETS = [recommendations, segmentation_model, sentiment_model, experiment_results]
+MODEL_ASSET_KEYS = (
+    "recommendations",
+    "customer_segments",
+    "segment_profiles",
+    "review_sentiment",
+    "product_sentiment",
+    "experiment_results",
+)
