@@ -163,8 +163,8 @@ def print_summary(log: RunLog, total: float) -> None:
 
 def run_ui(host: str, port: int) -> int:
     ensure_dagster_home()
-    exe = shutil.which("dagster-webserver") or "dagster-webserver"
-    cmd = [exe, "-m", "data_platform.definitions", "-h", host, "-p", str(port)]
+    # The webserver of this interpreter's environment, whether or not it is activated.
+    cmd = [sys.executable, "-m", "dagster_webserver", "-m", "data_platform.definitions", "-h", host, "-p", str(port)]
     print(f"Dagster UI on http://{host}:{port} (instance {os.environ['DAGSTER_HOME']})", flush=True)
     return subprocess.call(cmd)
 
