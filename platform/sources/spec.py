@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import sqlalchemy as sa
 from data_platform.sources.files import FILE_KINDS
 from data_platform.sources.result import SourceError
 
@@ -30,8 +31,19 @@ class SourceSpec:
         if self.kind == SYNTHETIC:
             return SYNTHETIC
         if self.kind == SQL:
-            return f"{SQL}:{self.path}::{self.options.get('target', '')}"
+            # Specs end up in error messages and reject rows: never with the URL's password.
+            return f"{SQL}:{hide_password(self.path)}::{self.options.get('target', '')}"
         return f"{self.kind}:{self.path}"
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password masked; a URL that does not parse is not echoed at all."""
+    if not url:
+        return url
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - any parse failure: the text may still hold a password
+        return "<invalid url>"
 
 
 def parse_spec(spec: str | SourceSpec) -> SourceSpec:
@@ -49,7 +61,8 @@ def parse_spec(spec: str | SourceSpec) -> SourceSpec:
     if kind == SQL:
         url, sep, target = rest.partition("::")
         if not sep or not url.strip() or not target.strip():
-            raise SourceError(text, "expected 'sql:<sqlalchemy-url>::<table or SELECT query>'")
+            shown = f"{SQL}:{hide_password(url.strip())}" + (f"::{target.strip()}" if sep else "")
+            raise SourceError(shown, "expected 'sql:<sqlalchemy-url>::<table or SELECT query>'")
         return SourceSpec(SQL, url.strip(), {"target": target.strip()})
     path, _, query = rest.partition("?")
     if not path.strip():
