@@ -201,7 +201,8 @@ def bench_checks(args: argparse.Namespace) -> int:
 def bench_models(args: argparse.Namespace) -> int:
     from data_platform.ml import bench as ml_bench
 
-    return ml_bench.main(quick=args.quick)
+    target = list(args.target) or (["scale", "20000"] if args.quick else ["scale"])
+    return ml_bench.main(target)
 
 
 def main(args: argparse.Namespace) -> int:

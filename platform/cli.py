@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
     bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models"])
+    bench.add_argument(
+        "target", nargs="*",
+        help="models only: movielens PATH | scale [N] | retail DIR | sentiment DIR | polarity DIR",
+    )
     bench.add_argument("--quick", action="store_true", help="small smoke version (CI)")
     bench.add_argument("--rows", type=int, nargs="*", help="row counts (io, pipeline)")
     bench.add_argument("--postgres-url", default=os.environ.get("DATA_PLATFORM_BENCH_POSTGRES_URL"))
