@@ -53,7 +53,13 @@ def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource
                                         description="Size, share, mean R/F/M and a readable label per segment."),
     },
 )
-def segmentation_model(customer_rfm: pd.DataFrame, model_store: ModelStoreResource):
+def segmentation_model(
+    customer_rfm: pd.DataFrame, customers_clean: pd.DataFrame, model_store: ModelStoreResource
+):
+    # Synthetic customers carry the segment they were drawn from: report agreement with it.
+    truth = customers_clean[["customer_id", "true_segment"]].dropna()
+    if len(truth):
+        customer_rfm = customer_rfm.merge(truth, on="customer_id", how="left")
     model, metrics = segmentation.train_and_evaluate(customer_rfm)
     manifest = model_store.store().save(
         "segmentation", model, metrics=metrics, data_snapshot_id=snapshot_id(customer_rfm)
