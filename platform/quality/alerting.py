@@ -297,7 +297,7 @@ def render_text(alert: Alert, base_url: str) -> str:
         title(alert),
         f"asset: {alert.asset}",
         f"partition: {alert.partition or '–'}",
-        f"run: {alert.run_id}",
+        f"run: {alert.run_id or '– (reported outside a run)'}",
         f"severity: {alert.severity}",
         f"checks: {check_page_url(base_url, alert.asset_path)}",
         "",

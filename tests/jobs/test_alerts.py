@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from dagster._core.events import DagsterEvent
 from data_platform.jobs.alerts import (
     build_check_failure_sensor,
     fetch_evaluations,
@@ -424,3 +425,54 @@ def test_closed_port_keeps_the_alert_until_the_endpoint_is_fixed(monkeypatch, re
 def test_unknown_sink_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown alert sinks \\['pager'\\]"):
         build_check_failure_sensor(sinks=("log", "pager"))
+
+
+def _report_failure(instance: dg.DagsterInstance, run_id: str, check: str) -> None:
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("orders_clean"), check_name=check, passed=False, metadata={}
+    )
+    instance.report_dagster_event(
+        DagsterEvent(
+            event_type_value=dg.DagsterEventType.ASSET_CHECK_EVALUATION.value,
+            job_name="daily_job",
+            event_specific_data=evaluation,
+        ),
+        run_id=run_id,
+    )
+
+
+def test_a_run_in_progress_is_awaited_so_its_failures_make_one_alert(monkeypatch, receiver):
+    with dg.instance_for_test() as instance:
+        sensor = Sensor(instance, _http_env(monkeypatch, receiver), sinks=("webhook",))
+        sensor.tick()
+        run = instance.add_run(
+            dg.DagsterRun(job_name="daily_job", status=dg.DagsterRunStatus.STARTED)
+        )
+        _report_failure(instance, run.run_id, "anomaly")
+        sensor.tick()
+        assert receiver.posts == []
+        assert f"waiting for run {run.run_id}" in sensor.skip_reasons[-1]
+        _report_failure(instance, run.run_id, "rules")
+        instance.report_run_failed(run)
+        sensor.tick()
+        [hook] = _by_path(receiver, "hook")
+        assert [c["check"] for c in hook["checks"]] == ["anomaly", "rules"]
+
+        # A run left "started" by a crashed worker is not awaited forever.
+        impatient = Sensor(
+            instance, _http_env(monkeypatch, receiver), sinks=("webhook",), max_hold_seconds=0
+        )
+        impatient.cursor = sensor.cursor
+        stuck = instance.add_run(
+            dg.DagsterRun(job_name="daily_job", status=dg.DagsterRunStatus.STARTED)
+        )
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("customers_clean"), check_name="rules", passed=False
+            )
+        )
+        _report_failure(instance, stuck.run_id, "freshness")
+        impatient.tick()
+        later = {h["asset"]: h for h in _by_path(receiver, "hook")[1:]}
+        assert later["customers_clean"]["run_id"] == ""  # reported outside any run
+        assert [c["check"] for c in later["orders_clean"]["checks"]] == ["freshness"]
