@@ -12,6 +12,8 @@ from data_platform.assets.models import MODEL_ASSET_KEYS, MODEL_ASSETS
 from data_platform.assets.partitions import daily_partitions
 from data_platform.checks.platform import build_platform_checks
 from data_platform.jobs import DOWNSTREAM_ASSETS, build_jobs, build_schedules
+from data_platform.jobs.alerts import build_check_failure_sensor
+from data_platform.resources.alerts import alert_resources_from_env, sinks_from_env
 from data_platform.resources.model_store import ModelStoreResource
 from data_platform.resources.source import (
     SourceResource,
@@ -63,11 +65,13 @@ def build_definitions(
         asset_checks=checks,
         jobs=jobs,
         schedules=build_schedules(jobs),
+        sensors=[build_check_failure_sensor(sinks=sinks_from_env())],
         resources={
             "source": source,
             "warehouse": warehouse,
             "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
             "model_store": model_store or model_store_from_env(),
+            **alert_resources_from_env(),
         },
     )
 
