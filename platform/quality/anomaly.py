@@ -70,8 +70,17 @@ class MetricConfig:
 
 _FRACTION = MetricConfig(min_absolute_change=0.01, min_value=0.0, max_value=1.0)
 _EXACT = MetricConfig(exact=True)
+# Wall-clock time on a shared machine is noise around a floor: only a run taking more than
+# twice as long, and at least 30 s longer, than usual is news; a faster run never is.
+_DURATION = MetricConfig(direction="up", min_relative_change=1.0, min_absolute_change=30.0,
+                         zero_rule=False)
+# Hours from the newest event to the partition end: seconds of jitter in a near-constant lag
+# are not staleness; an hour more is, and fresher data never alerts.
+_LAG_HOURS = MetricConfig(direction="up", min_absolute_change=1.0, zero_rule=False)
 # Applied after the caller's own rules; names follow the platform's metadata keys.
 DEFAULT_RULES: dict[str, MetricConfig] = {
+    "duration_seconds": _DURATION,
+    "freshness_lag_hours": _LAG_HOURS,
     "schema_hash": _EXACT,
     "*_hash": _EXACT,
     "column_count": _EXACT,
@@ -302,19 +311,23 @@ def _baseline(
     return anchored, True
 
 
-def _profile(values: np.ndarray, cal: _Calendar, cfg: AnomalyConfig) -> SeasonalProfile | None:
-    """Seasonal profile from every observed row, excluded ones included; `loo` spans all rows.
+def _profile(
+    values: np.ndarray, excluded: np.ndarray, cal: _Calendar, cfg: AnomalyConfig
+) -> SeasonalProfile | None:
+    """Seasonal profile from the observed rows; `loo` spans all rows.
 
-    Per-phase medians shrug off a few incidents, while leaving excluded rows out would starve
-    the profile: a weekend dip flagged before seasonality is learned would be excluded, so it
-    could never be learned.
+    Excluded rows (past incidents) do not shape a phase that has clean rows, so one excluded
+    Monday spike cannot set next Monday's expectation. A phase whose rows are all excluded is
+    fitted from them: a weekend dip flagged before seasonality was learned is excluded each
+    time, and must still be learnable.
     """
     if not cfg.seasonality or cal.period is None or cal.phases is None:
         return None
     observed = ~np.isnan(values)
     if observed.sum() < max(cfg.min_history_seasonal, 3 * cal.period):
         return None
-    fitted = fit_seasonal_profile(values[observed], cal.phases[observed], cal.period)
+    fitted = fit_seasonal_profile(values[observed], cal.phases[observed], cal.period,
+                                  excluded=excluded[observed])
     if fitted is None:
         return None
     loo = fitted.profile[cal.phases].astype(float)
@@ -396,6 +409,10 @@ def _judge_zero(p: _Prepared, robust: MetricResult) -> MetricResult | None:
     scale = (robust.expected - robust.lower) if robust.lower is not None else 0.0
     if robust.score > -3.0 or robust.expected <= 0 or scale <= 0:
         return None
+    # Nor below the metric's minimum meaningful change: a quarantine share of 0.5% falling to 0
+    # is one or two rows, under the 0.01 that fractions need to move before anything alerts.
+    if robust.expected < max(p.cfg.min_absolute_change, p.cfg.min_relative_change * robust.expected):
+        return None
     return replace(
         robust, flagged=True, method="zero",
         reason=f"{_label(p.name)} is 0 for the first time (expected {_fmt(robust.expected)}; "
@@ -432,6 +449,16 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
             reason += "; baseline re-anchored after an earlier persistent shift"
     return MetricResult(p.name, x, expected=band.expected, lower=lower, upper=upper,
                         score=_cap(score), flagged=flagged, method=method, reason=reason)
+
+
+def _distinct_series(prepared: list[_Prepared]) -> int:
+    """How many different series the robust methods test, for the multiple-testing budget.
+
+    A metric identical to another on every run (the distinct count of a column unique per row
+    equals the row count) is the same test twice: it must not tighten every other threshold.
+    """
+    seen = {(p.observed, np.nan_to_num(p.values, nan=np.inf).tobytes()) for p in prepared}
+    return len(seen)
 
 
 def detect(
@@ -506,7 +533,7 @@ def detect(
             results[name] = MetricResult(name, x, method="skipped", reason="new metric: no history yet")
             continue
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        profile = _profile(values, cal, cfg)
+        profile = _profile(values, excluded_rows, cal, cfg)
         base, reanchored = _baseline(values, excluded_rows, cal, cfg, mcfg, profile)
         n_base = int(base.sum())
         if n_base < cfg.min_history:
@@ -516,8 +543,9 @@ def detect(
             continue
         prepared.append(_Prepared(name, mcfg, x, values, base, reanchored, profile))
 
+    n_family = _distinct_series(prepared)
     for p in prepared:
-        results[p.name] = _judge_robust(p, cal, cfg, len(prepared))
+        results[p.name] = _judge_robust(p, cal, cfg, n_family)
         zero = _judge_zero(p, results[p.name])
         if zero is not None:
             results[p.name] = zero

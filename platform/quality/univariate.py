@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special
 
 MAD_TO_SIGMA = 1.4826
+IQR_TO_SIGMA = 1.349
 # Below this many baseline points the forecast error scale comes from the spread of the values
 # themselves; with more, it comes from genuine out-of-sample one-step errors.
 MIN_POINTS_FOR_ERRORS = 15
@@ -35,7 +36,7 @@ class Band:
 
 
 def robust_scale(values: np.ndarray) -> float:
-    """MAD-based sigma, falling back to the 90th percentile of deviations when MAD is zero.
+    """MAD-based sigma (at least the IQR-based one), else the 90th percentile of deviations.
 
     MAD is zero as soon as more than half the points are identical (small counts, fractions
     stuck at 0). The 90th percentile still ignores up to a tenth of outliers.
@@ -45,7 +46,11 @@ def robust_scale(values: np.ndarray) -> float:
     dev = np.abs(values - np.median(values))
     mad = float(np.median(dev)) * MAD_TO_SIGMA
     if mad > 0:
-        return mad
+        # The MAD measures the half of the points nearest the median: when they happen to
+        # cluster on one side (a skewed metric, a lucky week), it can be a fifth of the real
+        # spread. The interquartile range looks at each side separately and keeps it honest.
+        q75, q25 = np.quantile(values, [0.75, 0.25])
+        return max(mad, float(q75 - q25) / IQR_TO_SIGMA)
     return float(np.quantile(dev, 0.9)) / 1.645
 
 
@@ -63,7 +68,11 @@ class SeasonalProfile:
 
 
 def fit_seasonal_profile(
-    values: np.ndarray, phases: np.ndarray, period: int, p_value: float = 1e-3
+    values: np.ndarray,
+    phases: np.ndarray,
+    period: int,
+    p_value: float = 1e-3,
+    excluded: np.ndarray | None = None,
 ) -> SeasonalProfile | None:
     """Median deviation of each phase from a centred running median, or None if not significant.
 
@@ -71,21 +80,34 @@ def fit_seasonal_profile(
     phase groups, winsorised within each group, decides whether the weekly pattern is real, so
     noise never gets a profile and one incident cannot fake one. (A rank test such as
     Kruskal-Wallis lacks the power with three weeks of history: ranks cap the evidence.)
+
+    excluded: rows (past incidents) whose deviation must not shape the profile. Each phase is
+    tested and fitted on its non-excluded rows; only a phase whose rows are all excluded falls
+    back to them, because a weekly dip flagged before the profile existed is excluded every
+    time it occurs and would otherwise never be learned. With three weeks a phase has two
+    rows: one excluded spike would otherwise set half its median.
     """
     if values.size < 3 * period:
         return None
     half = period // 2
     level = np.median(sliding_window_view(values, period), axis=1)
     # Centred window: level[i] belongs to row i + half.
-    resid = values[half : half + level.size] - level
-    ph = phases[half : half + level.size]
-    groups = [resid[ph == k] for k in range(period)]
-    if any(g.size < 2 for g in groups):
+    inside = slice(half, half + level.size)
+    resid = values[inside] - level
+    ph = phases[inside]
+    if any(np.count_nonzero(ph == k) < 2 for k in range(period)):
         return None
     if np.ptp(resid) == 0:
         return None
-    if seasonal_p_value(resid, ph, period) >= p_value:
+    used = np.ones(resid.size, dtype=bool)
+    if excluded is not None:
+        used = ~np.asarray(excluded, dtype=bool)[inside]
+        for k in range(period):
+            if not np.any(used[ph == k]):
+                used[ph == k] = True
+    if seasonal_p_value(resid[used], ph[used], period) >= p_value:
         return None
+    groups = [resid[used & (ph == k)] for k in range(period)]
     raw = np.array([np.median(g) for g in groups])
     offset = float(np.median(raw))
     profile = raw - offset
@@ -93,9 +115,16 @@ def fit_seasonal_profile(
     inner = np.empty(resid.size)
     for k, group in enumerate(groups):
         size = group.size
-        others = np.broadcast_to(group, (size, size))[~np.eye(size, dtype=bool)].reshape(size, size - 1)
-        inner[ph == k] = np.median(others, axis=1) - offset
-    loo[half : half + level.size] = inner
+        rows = np.flatnonzero(used & (ph == k))
+        if size >= 2:
+            others = np.broadcast_to(group, (size, size))[~np.eye(size, dtype=bool)].reshape(size, size - 1)
+            inner[rows] = np.median(others, axis=1) - offset
+        else:
+            # The phase's only clean row has no clean sibling to correct it out of sample.
+            inner[rows] = profile[k]
+        # Excluded rows never fitted the profile: their full-profile value is already out of sample.
+        inner[(ph == k) & ~used] = profile[k]
+    loo[inside] = inner
     return SeasonalProfile(profile, loo)
 
 
@@ -181,7 +210,9 @@ def reference_threshold(n_eff: int, tail_probability: float) -> float:
 def seasonal_p_value(values: np.ndarray, groups: np.ndarray, n_groups: int) -> float:
     """One-way ANOVA p-value after clipping each group to its median +/- 3.5 pooled robust sigma."""
     counts = np.bincount(groups, minlength=n_groups).astype(float)
-    if np.any(counts < 2):
+    # A phase may hold a single row (its siblings excluded); every phase must be present and
+    # some group must have replicates to estimate the within-phase noise.
+    if np.any(counts < 1) or values.size <= n_groups:
         return 1.0
     medians = np.array([np.median(values[groups == k]) for k in range(n_groups)])
     centred = values - medians[groups]

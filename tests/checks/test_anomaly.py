@@ -324,11 +324,6 @@ def test_factory_accepts_keys_strings_and_definitions():
         build_anomaly_checks([orders_daily], lookback=0)
 
 
-@pytest.mark.xfail(
-    reason="the weekly profile is fitted from excluded rows too: with 3 weeks one excluded "
-    "Monday spike moves the next Monday's expectation",
-    strict=False,
-)
 def test_excluded_incident_does_not_move_the_weekly_expectation():
     history = build_history(
         [(DAYS[i], incident_metadata(i) if i == 14 else normal_metadata(i)) for i in range(21)]
