@@ -63,6 +63,12 @@ ML100K_GENRES = (
     "Thriller", "War", "Western",
 )  # fmt: skip
 
+# SQL text (PostgreSQL) cannot hold NUL: a row with one is rejected, and in reject columns the
+# character is shown as U+FFFD so that the reject itself can still be stored.
+NUL = "\x00"
+NUL_REASON = "NUL character (SQL text cannot hold it)"
+NUL_SHOWN = "\ufffd"
+
 # Big quoted fields (long descriptions) are data, not an error.
 csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
@@ -301,6 +307,8 @@ def parse_records(
         problem = np.where(~empty & ~ok, UNPARSEABLE.get(spec.parse, "unparseable value"), None)
         if spec.required:
             problem = np.where(empty, "missing required value", problem)
+        has_nul = np.fromiter((NUL in v for v in text), dtype=bool, count=len(text))
+        problem = np.where(has_nul, NUL_REASON, problem)
         first = (reason == None) & (problem != None)  # noqa: E711 - elementwise on object arrays
         reason[first], column[first], value[first] = problem[first], spec.source, text[first]
         out[name] = parsed
@@ -348,6 +356,10 @@ def conform_rejects(frame: pd.DataFrame) -> pd.DataFrame:
     if frame is None or not len(frame):
         return out
     frame = frame.reset_index(drop=True)
+    frame = frame.assign(
+        **{c: frame[c].astype(object).map(lambda v: v.replace(NUL, NUL_SHOWN) if isinstance(v, str) else v)
+           for c in ("value", "raw")}
+    )
     return (
         pd.DataFrame({c: frame[c].astype(out[c].dtype) for c in REJECT_COLUMNS})
         .sort_values("line", kind="stable")
@@ -776,6 +788,8 @@ def parse_labelled_text(path: Path) -> Parsed:
             rejects.append((number, "label", label, "unparseable label (expected 0 or 1)", content))
         elif not sentence.strip():
             rejects.append((number, "text", "", "missing required value", content))
+        elif NUL in sentence:
+            rejects.append((number, "text", sentence, NUL_REASON, content))
         else:
             rows.append((number, sentence, int(label.strip())))
     return sentence_frame(path, rows, rejects)
@@ -785,12 +799,16 @@ def parse_labelled_text(path: Path) -> Parsed:
 def parse_polarity(path: Path) -> Parsed:
     label = 1 if path.name.removesuffix(".gz").endswith(".pos") else 0
     text = read_text(path, "latin-1")
-    rows = [
-        (number, line.rstrip("\r\n"), label)
-        for number, line in enumerate(physical_lines(text), start=1)
-        if line.strip()
-    ]
-    return sentence_frame(path, rows, [])
+    rows, rejects = [], []
+    for number, line in enumerate(physical_lines(text), start=1):
+        content = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if NUL in content:
+            rejects.append((number, "text", content, NUL_REASON, content))
+        else:
+            rows.append((number, content, label))
+    return sentence_frame(path, rows, rejects)
 
 
 def sentence_frame(path: Path, rows: list, rejects: list) -> Parsed:

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from data_platform.sources.db import is_sqlite, make_engine
-from data_platform.sources.files import to_timestamps
+from data_platform.sources.files import NUL, NUL_REASON, NUL_SHOWN, to_timestamps
 from data_platform.sources.result import LoadResult, SourceError, empty_rejects
-from data_platform.sources.schemas import BOOL, SCHEMAS, TIMESTAMP, coerce
+from data_platform.sources.schemas import BOOL, SCHEMAS, STRING, TIMESTAMP, coerce
 
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 SELECT = re.compile(r"^\s*(select|with)\s", re.IGNORECASE)
@@ -102,9 +102,12 @@ def conform_rows(frame: pd.DataFrame, entity: str, where: str, window) -> LoadRe
         )
         if col in schema.required:
             problem = np.where(~present, "missing required value", problem)
+        if dtype == STRING:
+            has_nul = cast.astype(object).map(lambda v: isinstance(v, str) and NUL in v)
+            problem = np.where(has_nul.to_numpy(dtype=bool), NUL_REASON, problem)
         first = (reason == None) & (problem != None)  # noqa: E711 - elementwise on object arrays
         reason[first], column[first] = problem[first], col
-        value[first] = raw.astype("string").to_numpy()[first]
+        value[first] = raw.astype("string").str.replace(NUL, NUL_SHOWN, regex=False).to_numpy()[first]
         out[col] = cast
     keep = reason == None  # noqa: E711
     raw_rows = (

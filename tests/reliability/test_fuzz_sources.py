@@ -19,13 +19,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from data_platform.sources import SCHEMAS, SourceError, load
-from data_platform.sources.files import clear_cache
+from data_platform.resources.tablestore import TableStore
+from data_platform.sources import SCHEMAS, SourceError, fetch, load
+from data_platform.sources.files import NUL_REASON, clear_cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +42,10 @@ EPOCH_2000 = datetime(2000, 1, 1)
 NASTY = st.sampled_from(list('",;|\t\x00\\\'\ufeff\u2028\x85é中😀 '))
 ANY_CHAR = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n")
 UNICODE_TEXT = st.text(st.one_of(NASTY, ANY_CHAR), max_size=30)
+# Valid values may hold anything SQL text can hold, which excludes NUL.
+PLAIN_TEXT = UNICODE_TEXT.map(lambda text: text.replace("\x00", ""))
 LATIN1_TEXT = st.text(st.characters(max_codepoint=255, blacklist_characters="\r\n"), max_size=30)
+PLAIN_LATIN1 = LATIN1_TEXT.map(lambda text: text.replace("\x00", ""))
 HUGE_FIELD = st.integers(min_value=1_000, max_value=150_000).map(lambda n: ('ab"c,\t\x00' * n)[:n])
 IDENT = st.text("abcdefghijklmnopqrstuvwxyzABCDEFXYZ0123456789_-é中", min_size=1, max_size=10)
 
@@ -74,6 +79,16 @@ def load_or_source_error(kind: str, path: Path, entity: str | None = None):
         return load(kind, path, entity=entity)
     except SourceError:
         return None
+
+
+def assert_storable(result, folder: Path) -> None:
+    """What an adapter accepts and what it rejects must both fit the warehouse (no NUL, etc.)."""
+    store = TableStore(f"sqlite:///{folder / 'warehouse.db'}")
+    try:
+        assert store.write("data", result.data, partition="p") == len(result.data)
+        assert store.write("rejected", result.rejected, partition="p") == len(result.rejected)
+    finally:
+        store.dispose()
 
 
 def csv_text(header: list[str] | None, records: list[list[str]], tail: str, terminator: str) -> str:
@@ -127,8 +142,8 @@ planted_order = st.fixed_dictionaries(
         "ordered_at": st.integers(0, 30 * 365 * 86_400).map(lambda s: EPOCH_2000 + timedelta(seconds=s)),
         "quantity": st.integers(-1_000, 1_000),
         "unit_price": st.integers(-10**6, 10**6).map(lambda cents: cents / 100),
-        "country": stripped_text(),
-        "description": stripped_text(),
+        "country": stripped_text(PLAIN_TEXT),
+        "description": stripped_text(PLAIN_TEXT),
     }
 )
 
@@ -176,6 +191,7 @@ def test_order_csv_adapters_keep_planted_rows_and_count_every_record(
     path = write_file(folder / "orders.csv", csv_text(header, records, tail, terminator), encoding, gz)
 
     result = load(kind, path)  # anything but a clean load is a bug: header and planted rows are valid
+    assert_storable(result, folder)
 
     assert result.source_rows == len(records) + tail_records(tail)
     assert list(result.data.columns) == list(SCHEMAS["orders"].columns)
@@ -242,6 +258,7 @@ def test_movielens_ratings_keep_planted_rows_and_count_every_record(
         write_file(folder / "ratings.csv", text, encoding, gz)
 
     result = load("movielens", folder)
+    assert_storable(result, folder)
 
     assert result.source_rows == written
     assert list(result.data.columns) == list(SCHEMAS["ratings"].columns)
@@ -264,7 +281,7 @@ text_junk_lines = st.lists(
 
 @FUZZ
 @given(
-    planted=st.lists(st.tuples(UNICODE_TEXT, st.sampled_from([0, 1])), min_size=1, max_size=6),
+    planted=st.lists(st.tuples(PLAIN_TEXT, st.sampled_from([0, 1])), min_size=1, max_size=6),
     junk=text_junk_lines,
     positions=st.lists(st.integers(0, 100), min_size=6, max_size=6),
     tail=TAILS,
@@ -282,6 +299,7 @@ def test_labelled_text_keeps_planted_sentences_and_counts_every_line(
     write_file(folder / "s_labelled.txt", terminator.join(lines) + terminator + tail, encoding, gz)
 
     result = load("labelled_text", folder)
+    assert_storable(result, folder)
 
     assert result.source_rows == sum(present(line) for line in lines) + tail_records(tail)
     assert result.data["label"].isin([0, 1]).all() and result.data["review_id"].is_unique
@@ -292,14 +310,14 @@ def test_labelled_text_keeps_planted_sentences_and_counts_every_line(
 
 @FUZZ
 @given(
-    positive=st.lists(LATIN1_TEXT, min_size=1, max_size=6),
-    negative=st.lists(LATIN1_TEXT, min_size=1, max_size=6),
+    positive=st.lists(PLAIN_LATIN1, min_size=1, max_size=6),
+    negative=st.lists(PLAIN_LATIN1, min_size=1, max_size=6),
     junk=st.lists(st.one_of(LATIN1_TEXT, HUGE_FIELD), max_size=6),
     tail=st.one_of(st.just(""), LATIN1_TEXT, st.just("\x00\x00")),
     terminator=st.sampled_from(TERMINATORS),
     gz=st.booleans(),
 )
-def test_polarity_keeps_every_nonblank_line_with_its_label(
+def test_polarity_keeps_every_nonblank_line_with_its_label_or_rejects_it(
     tmp_path_factory, positive, negative, junk, tail, terminator, gz
 ):
     folder = fresh_folder(tmp_path_factory)
@@ -312,8 +330,10 @@ def test_polarity_keeps_every_nonblank_line_with_its_label(
         files[name] = (planted, sum(present(line) for line in lines) + int(present(tail)))
 
     result = load("polarity", folder)
+    assert_storable(result, folder)
 
-    assert result.source_rows == len(result.data) == sum(count for _, count in files.values())
+    assert result.source_rows == sum(count for _, count in files.values())
+    assert set(result.rejected["reason"]) <= {NUL_REASON}
     arrived = list(zip(result.data["text"], result.data["label"], strict=True))
     for planted, _ in files.values():
         for sentence in planted:
@@ -384,6 +404,7 @@ def load_bytes(tmp_path_factory, target: str, data: bytes, gz: bool):
         lines = max(1, data.count(b"\n") + data.count(b"\r") + 1)
         assert result.source_rows <= lines * (2 if kind == "polarity" else 1) + 2
         assert list(result.data.columns) == list(SCHEMAS[entity].columns)
+        assert_storable(result, folder)
     return result
 
 
@@ -406,3 +427,39 @@ def test_the_undamaged_files_load(tmp_path_factory, target):
     # The damage tests start from these files; they must be valid for the damage to mean anything.
     result = load_bytes(tmp_path_factory, target, VALID_FILES[target][2], gz=False)
     assert result is not None and len(result.data) >= 1 and result.rejected.empty
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "content"),
+    [
+        ("orders_csv", "o.csv", "order_id,customer_id,order_date,product_id,quantity,unit_price,country\n"
+                                "A1,c1,2024-05-01,p1,2,9.99,D\x00E\nA2,c1,2024-05-01,p1,1,1.5,DE\n"),
+        ("labelled_text", "s.txt", "nul\x00inside\t1\nclean\t0\n"),
+        ("polarity", "rt-polarity.pos", "nul\x00inside\nclean\n"),
+    ],
+)
+def test_nul_characters_are_rejected_and_the_reject_can_be_stored(tmp_path, kind, name, content):
+    # PostgreSQL text cannot hold NUL: accepting such a row would fail the whole partition's write.
+    (tmp_path / name).write_bytes(content.encode("latin-1"))
+    if kind == "polarity":
+        (tmp_path / "rt-polarity.neg").write_bytes(b"dull\n")
+    clear_cache()
+    result = load(kind, tmp_path if kind == "polarity" else tmp_path / name)
+    assert len(result.rejected) == 1 and result.rejected["reason"].iloc[0] == NUL_REASON
+    assert result.rejected["line"].iloc[0] == (2 if kind == "orders_csv" else 1)
+    assert "\ufffd" in result.rejected["raw"].iloc[0] and "\x00" not in result.rejected["raw"].iloc[0]
+    assert not result.data.astype("string").apply(lambda c: c.str.contains("\x00").any()).any()
+    assert_storable(result, tmp_path)
+
+
+def test_nul_characters_from_a_sql_source_are_rejected_and_storable(tmp_path):
+    database = tmp_path / "source.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE customers (customer_id TEXT, country TEXT)")
+        conn.executemany("INSERT INTO customers VALUES (?, ?)", [("a", "D\x00E"), ("b", "FR")])
+    conn.close()
+    result = fetch(f"sql:sqlite:///{database}::customers", "customers")
+    assert result.data["customer_id"].tolist() == ["b"]
+    assert result.rejected["reason"].tolist() == [NUL_REASON]
+    assert result.rejected["value"].tolist() == ["D\ufffdE"]
+    assert_storable(result, tmp_path)
