@@ -6,23 +6,31 @@ commit is left) and then waits; the parent sees the marker, checks that a write 
 really open, and kills the child with SIGKILL: no ``finally``, no rollback from the client. What
 the database holds afterwards must be exactly what it held before, and a re-run must write exactly
 one copy.
+
+The second part puts a loopback TCP proxy between the store and PostgreSQL and cuts every
+connection: an outage shorter than the connect retries is ridden out, a longer one fails with a
+clear error, and a cut in the middle of a COPY fails the write without touching the old partition.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from data_platform.resources.tablestore import STAGING_PREFIX, TableStore
+from data_platform.resources import tablestore
+from data_platform.resources.tablestore import STAGING_PREFIX, TableStore, WarehouseError
 from data_platform.sources.db import make_engine
 
 BIG_ROWS = 120_000
@@ -189,5 +197,145 @@ def test_killed_table_write_keeps_previous_table(warehouse_url, tmp_path, stop_a
         again = store.read("snapshot")
         assert len(again) == rows and again["id"].is_unique and set(again["label"]) == {"new"}
         assert staging_tables(warehouse_url) == []
+    finally:
+        store.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Transient database outages, through a loopback TCP proxy in front of the real PostgreSQL.
+
+
+class FlakyProxy:
+    """Forwards 127.0.0.1:<port> to PostgreSQL; `cut` drops every live connection and refuses new
+    ones for a while, like a failover or a network blip."""
+
+    def __init__(self, host: str, port: int):
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.refused = 0
+        self._down_until = 0.0
+        self._live: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, database_url: str) -> str:
+        parsed = sa.make_url(database_url).set(host="127.0.0.1", port=self.port)
+        return parsed.render_as_string(hide_password=False)
+
+    def cut(self, seconds: float) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + seconds
+            for sock in self._live:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._live.clear()
+
+    def wait_until_up(self) -> None:
+        time.sleep(max(0.0, self._down_until - time.monotonic()))
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()
+        self.cut(0)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self._down_until:
+                self.refused += 1
+                client.close()
+                continue
+            upstream = socket.create_connection(self.upstream)
+            with self._lock:
+                self._live.update((client, upstream))
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def flaky(postgres_url):
+    parsed = sa.make_url(postgres_url)
+    proxy = FlakyProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    yield proxy, proxy.url(postgres_url)
+    proxy.close()
+
+
+def test_outage_shorter_than_the_connect_retries_is_ridden_out(flaky):
+    proxy, url = flaky
+    store = TableStore(url)
+    try:
+        store.write("facts", pd.DataFrame({"id": range(100), "label": "old"}), partition="p")
+        # The pooled connection dies and reconnects are refused for 1 s: within the retry budget
+        # (CONNECT_ATTEMPTS with waits of 0.25 s, 0.5 s, 1 s).
+        proxy.cut(1.0)
+        started = time.monotonic()
+        store.write("facts", pd.DataFrame({"id": range(5000), "label": "new"}), partition="p")
+        assert time.monotonic() - started >= 0.5 and proxy.refused >= 1
+        again = store.read("facts", partitions=["p"])
+        assert len(again) == 5000 and again["id"].is_unique and set(again["label"]) == {"new"}
+    finally:
+        store.dispose()
+
+
+def test_outage_longer_than_the_retries_fails_cleanly_and_keeps_the_partition(flaky, monkeypatch):
+    proxy, url = flaky
+    monkeypatch.setattr(tablestore, "CONNECT_FIRST_DELAY_S", 0.05)
+    store = TableStore(url)
+    try:
+        previous = pd.DataFrame({"id": range(100), "label": "old"})
+        store.write("facts", previous, partition="p")
+        proxy.cut(1.5)  # longer than the retries' waits: 0.05 + 0.1 + 0.2 s
+        with pytest.raises(WarehouseError, match="cannot connect to the warehouse .* after 4 attempts"):
+            store.write("facts", pd.DataFrame({"id": range(10), "label": "new"}), partition="p")
+        proxy.wait_until_up()
+        pd.testing.assert_frame_equal(store.read("facts", partitions=["p"]), previous)
+    finally:
+        store.dispose()
+
+
+def test_connection_cut_during_the_copy_fails_the_write_atomically(flaky, monkeypatch):
+    """A write is one transaction: a cut mid-COPY is not retried inside the write (the rows sent so
+    far are gone with the connection); the write raises, and the re-run writes one copy."""
+    proxy, url = flaky
+    store = TableStore(url, chunk_rows=1000)
+    try:
+        previous = pd.DataFrame({"id": range(100), "label": "old"})
+        store.write("facts", previous, partition="p")
+        encode = tablestore.encode_csv
+        calls = {"n": 0}
+
+        def cut_on_third_chunk(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                proxy.cut(0.2)
+            return encode(*args, **kwargs)
+
+        monkeypatch.setattr(tablestore, "encode_csv", cut_on_third_chunk)
+        new = pd.DataFrame({"id": range(10_000), "label": "new"})
+        with pytest.raises(sa.exc.DBAPIError):
+            store.write("facts", new, partition="p")
+        assert calls["n"] >= 3
+        pd.testing.assert_frame_equal(store.read("facts", partitions=["p"]), previous)
+        store.write("facts", new, partition="p")
+        again = store.read("facts", partitions=["p"])
+        assert len(again) == 10_000 and again["id"].is_unique and set(again["label"]) == {"new"}
     finally:
         store.dispose()
