@@ -189,3 +189,23 @@ def test_the_search_finds_a_planted_password(tmp_path):
     (tmp_path / "events.db").write_bytes(b"\x00prefix" + canary.encode() + b"\x00")
     with pytest.raises(AssertionError, match="password found in files"):
         assert_nowhere(canary, ["clean"], folder_bytes(tmp_path))
+
+
+def test_the_unauthenticated_webserver_binds_loopback_by_default(monkeypatch):
+    from data_platform import cli
+
+    bound = []
+    monkeypatch.setattr(cli, "run_ui", lambda host, port: bound.append((host, port)) or 0)
+    assert cli.main(["ui"]) == 0
+    assert bound == [("127.0.0.1", 3000)]
+
+
+def test_compose_publishes_ports_on_loopback_only():
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+    published = [
+        (name, str(port)) for name, service in compose["services"].items() for port in service.get("ports", [])
+    ]
+    assert ("webserver", "127.0.0.1:3000:3000") in published
+    assert all(port.startswith("127.0.0.1:") for _, port in published), published
