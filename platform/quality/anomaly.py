@@ -451,6 +451,29 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
                         score=_cap(score), flagged=flagged, method=method, reason=reason)
 
 
+def _binary_columns(window: pd.DataFrame, current: pd.Series) -> set[str]:
+    """Columns whose min and max were always 0 or 1, with a mean: 0/1 flags.
+
+    Their std is sqrt(p(1 - p)) of the mean p: near p = 0.5 it sits on that curve's flat top,
+    so its history barely varies and an ordinary move of the mean looks like many sigma.
+    """
+    out = set()
+    for name in current.index:
+        name = str(name)
+        if not name.startswith("mean/"):
+            continue
+        column = name[5:]
+        lows = [current.get(f"min/{column}")]
+        highs = [current.get(f"max/{column}")]
+        if f"min/{column}" in window.columns and f"max/{column}" in window.columns:
+            lows += window[f"min/{column}"].dropna().tolist()
+            highs += window[f"max/{column}"].dropna().tolist()
+        values = [_as_float(v) for v in lows + highs]
+        if values and all(v in (0.0, 1.0) for v in values):
+            out.add(column)
+    return out
+
+
 def _distinct_series(prepared: list[_Prepared]) -> int:
     """How many different series the robust methods test, for the multiple-testing budget.
 
@@ -498,12 +521,18 @@ def detect(
     results: dict[str, MetricResult] = {}
     prepared: list[_Prepared] = []
     multivariate_names: list[str] = []
+    binary = _binary_columns(window, current)
     for name, raw in current.items():
         name = str(name)
         mcfg = cfg.metric_config(name)
         column = window[name] if name in window.columns else None
         if not mcfg.enabled:
             results[name] = MetricResult(name, None, method="skipped", reason="disabled by configuration")
+            continue
+        if name.startswith("std/") and name[4:] in binary:
+            results[name] = MetricResult(
+                name, _as_float(raw), method="skipped",
+                reason="the std of a 0/1 column is a function of its mean, judged instead")
             continue
         x = _as_float(raw)
         if not np.isnan(x):

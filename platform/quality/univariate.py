@@ -36,7 +36,7 @@ class Band:
 
 
 def robust_scale(values: np.ndarray) -> float:
-    """MAD-based sigma (at least the IQR-based one), else the 90th percentile of deviations.
+    """MAD-based sigma, at least the IQR- and 90th-percentile-based ones.
 
     MAD is zero as soon as more than half the points are identical (small counts, fractions
     stuck at 0). The 90th percentile still ignores up to a tenth of outliers.
@@ -45,13 +45,16 @@ def robust_scale(values: np.ndarray) -> float:
         return 0.0
     dev = np.abs(values - np.median(values))
     mad = float(np.median(dev)) * MAD_TO_SIGMA
+    tail = float(np.quantile(dev, 0.9)) / 1.645
     if mad > 0:
-        # The MAD measures the half of the points nearest the median: when they happen to
-        # cluster on one side (a skewed metric, a lucky week), it can be a fifth of the real
-        # spread. The interquartile range looks at each side separately and keeps it honest.
+        # The MAD measures the half of the points nearest the median: when most of them
+        # cluster (a skewed metric such as a mean revenue with occasional big spenders, a lucky
+        # week), it can be a fifth of the real spread. The interquartile range looks at each
+        # side separately, the 90th percentile of deviations at the tail; both still ignore a
+        # tenth of outliers, and past incidents are excluded before this is computed.
         q75, q25 = np.quantile(values, [0.75, 0.25])
-        return max(mad, float(q75 - q25) / IQR_TO_SIGMA)
-    return float(np.quantile(dev, 0.9)) / 1.645
+        return max(mad, float(q75 - q25) / IQR_TO_SIGMA, tail)
+    return tail
 
 
 @dataclass
@@ -192,8 +195,10 @@ def count_noise_floor(scale: float, centre: float, counts: bool, spread: float) 
     if not counts:
         return scale
     floor = float(np.sqrt(min(abs(centre) + 1.0, 100.0)))
-    # Never above what the series has actually shown: a perfectly flat count stays exact.
-    return max(scale, min(floor, spread))
+    # Never above what the series has actually shown, nor below one unit: a count that sat at
+    # 7 for ten days (the distinct word counts of fifty reviews) may be 6 tomorrow by chance,
+    # while a flat large count stays sensitive through the 2% minimum change.
+    return max(scale, min(floor, max(spread, 1.0)))
 
 
 def reference_threshold(n_eff: int, tail_probability: float) -> float:

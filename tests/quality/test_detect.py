@@ -202,3 +202,84 @@ def test_multivariate_scores_are_deterministic_and_reported():
     assert first.multivariate.lof_score == second.multivariate.lof_score
     assert first.multivariate.lof_flagged
     assert not any(m.flagged for m in first.metrics.values())
+
+
+def test_small_share_reaching_zero_is_below_the_minimum_change():
+    # About 5 quarantined rows in 1000: 0 is a quiet day, not a broken one (0.005 < 0.01).
+    shares = list(np.random.default_rng(3).binomial(1000, 0.005, 20) / 1000 + 0.0005)
+    verdict = detect(daily({"quarantine_share": shares}), pd.Series({"quarantine_share": 0.0}))
+    assert not verdict.is_anomaly
+    # A large share collapsing to 0 is still news.
+    big = daily({"quarantine_share": list(0.2 + np.random.default_rng(4).normal(0, 0.01, 20))})
+    assert detect(big, pd.Series({"quarantine_share": 0.0})).is_anomaly
+
+
+def test_duration_and_freshness_lag_alert_only_when_clearly_worse():
+    rng = np.random.default_rng(6)
+    history = daily({
+        "duration_seconds": list(2.0 + rng.exponential(0.3, 20)),
+        "freshness_lag_hours": list(0.001 + rng.exponential(0.0002, 20)),
+    })
+    # A busy machine triples a 2 s step; a 4 s lag is 40 s the next day: neither is news.
+    busy = detect(history, pd.Series({"duration_seconds": 7.0, "freshness_lag_hours": 0.011}))
+    assert not busy.is_anomaly
+    assert not detect(history, pd.Series({"duration_seconds": 0.5})).is_anomaly
+    slow = detect(history, pd.Series({"duration_seconds": 60.0, "freshness_lag_hours": 5.0}))
+    assert slow.metrics["duration_seconds"].flagged
+    assert slow.metrics["freshness_lag_hours"].flagged
+
+
+def test_identical_series_count_once_in_the_false_alert_budget():
+    rows = noisy(20, sd=20.0, seed=8)
+    alone = detect(daily({"row_count": rows}), pd.Series({"row_count": 1000.0}))
+    # The distinct count of a per-row id equals the row count: the same test, not a second one.
+    twice = detect(
+        daily({"row_count": rows, "distinct_count/order_id": rows}),
+        pd.Series({"row_count": 1000.0, "distinct_count/order_id": 1000.0}),
+    )
+    assert twice.metrics["row_count"].upper == pytest.approx(alone.metrics["row_count"].upper)
+    other = detect(
+        daily({"row_count": rows, "mean/amount": noisy(20, 50.0, 1.0, seed=9)}),
+        pd.Series({"row_count": 1000.0, "mean/amount": 50.0}),
+    )
+    assert other.metrics["row_count"].upper > alone.metrics["row_count"].upper
+
+
+def test_skewed_metric_with_a_lucky_cluster_gets_its_real_spread():
+    # Seven of thirteen values cluster within 0.05 of the median: the MAD alone says sigma 0.06.
+    values = [3.88, 3.87, 4.38, 3.84, 3.82, 3.82, 3.63, 4.21, 3.81, 3.59, 3.82, 4.06, 4.43]
+    verdict = detect(daily({"mean/revenue": values}), pd.Series({"mean/revenue": 4.66}))
+    assert not verdict.is_anomaly
+    assert detect(daily({"mean/revenue": values}), pd.Series({"mean/revenue": 12.0})).is_anomaly
+
+
+def test_weekly_dip_excluded_every_time_is_still_learned():
+    rng = np.random.default_rng(10)
+    dates = pd.date_range("2025-01-06", periods=35, freq="D")  # starts on a Monday
+    rows = np.where(dates.day_of_week == 6, 400.0, 1000.0) + rng.normal(0, 15, 35)
+    history = pd.DataFrame({"row_count": rows}, index=dates)
+    # Every Sunday was flagged before the weekly profile existed.
+    excluded = dates.day_of_week == 6
+    sunday = pd.Series({"row_count": 405.0}, name=pd.Timestamp("2025-02-09"))
+    verdict = detect(history, sunday, excluded=excluded)
+    assert verdict.metrics["row_count"].method == "seasonal_robust_z"
+    assert not verdict.is_anomaly
+
+
+def test_std_of_a_binary_column_is_left_to_its_mean():
+    rng = np.random.default_rng(11)
+    means = list(0.5 + rng.normal(0, 0.03, 20))
+    history = daily({
+        "mean/label": means,
+        "std/label": [float(np.sqrt(m * (1 - m))) for m in means],
+        "min/label": [0.0] * 20,
+        "max/label": [1.0] * 20,
+    })
+    # p = 0.36 moves the std from its flat top 0.50 to 0.48: many of its tiny sigmas.
+    current = pd.Series({"mean/label": 0.40, "std/label": 0.48, "min/label": 0.0, "max/label": 1.0})
+    verdict = detect(history, current)
+    assert verdict.metrics["std/label"].method == "skipped"
+    assert not verdict.metrics["std/label"].flagged
+    # A numeric column that is not 0/1 keeps its std.
+    wide = history.assign(**{"max/label": 5.0})
+    assert detect(wide, current.copy()).metrics["std/label"].method != "skipped"
