@@ -8,7 +8,7 @@ import time
 
 import dagster as dg
 from data_platform.assets.health import health_metadata, rule_result
-from data_platform.assets.partitions import partition_day
+from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
 from data_platform.quality import health
 from data_platform.quality.cleaning import clean
@@ -43,6 +43,7 @@ def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -
             ),
         },
         partitions_def=partitions_def if schema.partitioned else None,
+        retry_policy=WAREHOUSE_RETRY,
         check_specs=[
             dg.AssetCheckSpec("rows_reconciled", asset=clean_name),
             dg.AssetCheckSpec("keys_valid", asset=clean_name),

@@ -11,7 +11,7 @@ import time
 import dagster as dg
 import pandas as pd
 from data_platform.assets.health import health_metadata, previous_metadata, rule_result
-from data_platform.assets.partitions import partition_day
+from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
 from data_platform.quality import health
 from data_platform.resources.source import SourceResource
@@ -56,6 +56,7 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
             ),
         },
         partitions_def=partitions_def if schema.partitioned else None,
+        retry_policy=WAREHOUSE_RETRY,
         check_specs=[
             dg.AssetCheckSpec("source_rows_accounted", asset=raw_name),
             dg.AssetCheckSpec("schema_drift", asset=raw_name),

@@ -15,6 +15,10 @@ from data_platform.sources import partition_range
 
 DEFAULT_START_DATE = date(2025, 1, 1)
 
+# A warehouse write that loses its connection fails atomically (the partition keeps its previous
+# version); the step is then retried whole, so a database blip costs a retry, not a run.
+WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=2, delay=2.0, backoff=dg.Backoff.EXPONENTIAL)
+
 
 def partition_bounds(specs: dict[str, str], environ: dict[str, str] | None = None) -> tuple[date, date | None]:
     """(first day, day after the last) of the daily partitions; end None means "up to today"."""
