@@ -1,0 +1,231 @@
+"""The Dagster UI in a real headless Chromium, on a real history with a caught incident.
+
+Nine daily partitions of synthetic data go through the real definitions into a throwaway
+DAGSTER_HOME and SQLite warehouse; the last one carries an injected orders incident (unit_price
+x3) that the orders anomaly checks catch after 8 points of history. The webserver then serves
+that instance, and the browser checks that the asset graph renders and that the failing
+check's page shows its explanation and embedded plot.
+
+Screenshots go to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
+from data_platform.definitions import build_definitions
+from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
+from data_platform.resources.model_store import ModelStoreResource
+from data_platform.resources.source import SourceResource
+from data_platform.resources.warehouse import WarehouseResource
+from data_platform.sources import synthetic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_helper(name: str):
+    # pytest runs in importlib mode: a test's own folder is not on sys.path.
+    spec = importlib.util.spec_from_file_location(f"ui_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+Browser = _load_helper("cdp").Browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# 2026-11-10 is a distribution_shift of orders (unit_price x3) with 8 clean-enough days before it
+# (2026-11-01, a volume drop, is left out of the window).
+FIRST_DAY = date(2026, 11, 2)
+INCIDENT_DAY = date(2026, 11, 10)
+DAYS = (INCIDENT_DAY - FIRST_DAY).days + 1
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def materialize_history(root: Path) -> set[str]:
+    """Dimensions, then the daily job over the window; the assets whose anomaly check failed last."""
+    home = root / "home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    defs = build_definitions(
+        warehouse=WarehouseResource(url=f"sqlite:///{root / 'warehouse.db'}"),
+        source=SourceResource(),
+        model_store=ModelStoreResource(root=str(root / "models")),
+    )
+    failed: set[str] = set()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(
+            instance=instance, run_config=QUIET
+        ).success
+        daily = defs.resolve_job_def(DAILY_JOB)
+        for offset in range(DAYS):
+            key = (FIRST_DAY + timedelta(days=offset)).isoformat()
+            # A failing blocking check stops the run's downstream steps: expected on the incident day.
+            result = daily.execute_in_process(
+                instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False
+            )
+            failed = {
+                e.asset_key.to_user_string()
+                for e in result.get_asset_check_evaluations()
+                if e.check_name == DEFAULT_CHECK_NAME and not e.passed
+            }
+    return failed
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """(base URL, tmp dir) of a webserver on a fresh instance whose last orders partition alerted."""
+    root = tmp_path_factory.mktemp("ui")
+    [incident] = synthetic.incidents(INCIDENT_DAY, INCIDENT_DAY + timedelta(days=1))
+    assert (incident.entity, incident.kind) == ("orders", "distribution_shift")
+    assert not [
+        i for i in synthetic.incidents(FIRST_DAY, INCIDENT_DAY) if i.entity == "orders"
+    ], "the history before the incident must hold no other orders incident"
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("DATA_PLATFORM_START_DATE", "DATA_PLATFORM_EXPECTED_EVENTS"):
+            mp.delenv(name, raising=False)
+        failed = materialize_history(root)
+    assert "orders_clean" in failed, f"the incident of {INCIDENT_DAY} was not caught: {failed}"
+
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "home"),
+        "DATA_PLATFORM_WAREHOUSE_URL": f"sqlite:///{root / 'warehouse.db'}",
+        "DATA_PLATFORM_MODEL_DIR": str(root / "models"),
+    }
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dagster_webserver", "-m", "data_platform.definitions",
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"webserver did not start: {server.stdout.read()[-3000:]}")
+                time.sleep(0.5)
+        # The "join the community" dialog opens on localhost origins and would cover the pages;
+        # this is the mutation its own "Skip" button sends.
+        assert graphql(port, "mutation { setNuxSeen }")["data"]["setNuxSeen"] is True
+        yield f"http://127.0.0.1:{port}", root
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser(ui, tmp_path_factory):
+    with Browser(CHROMIUM, tmp_path_factory.mktemp("chromium-profile")) as opened:
+        yield opened
+
+
+def screenshot_path(name: str, tmp: Path) -> Path:
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return REPO_ROOT / "docs" / "screenshots" / name
+    return tmp / name
+
+
+def assert_png(png: bytes) -> None:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (1600, 1000)
+
+
+def test_asset_graph_renders(ui, browser):
+    base, root = ui
+    browser.navigate(f"{base}/asset-groups")
+    # The global lineage collapses groups: their names are the nodes.
+    browser.wait_for(
+        "['ingestion', 'cleaning', 'features', 'models'].every(g => document.body.innerText.includes(g))",
+        timeout=60, what="the asset groups of the global lineage",
+    )
+    browser.navigate(f"{base}/assets/orders_clean?view=lineage&lineageDepth=2")
+    names = ("orders_raw", "orders_clean", "customer_rfm")
+    browser.wait_for(
+        f"{json.dumps(names)}.every(n => document.body.innerText.includes(n))",
+        timeout=30, what="the lineage of orders_clean",
+    )
+    # orders_clean's node summarises its checks, one of them failing (the anomaly check).
+    browser.wait_for("document.body.innerText.includes('Passed')", what="the checks summary")
+    time.sleep(1)  # edges are drawn after the nodes' text
+    assert_png(browser.screenshot(screenshot_path("asset-graph.png", root)))
+
+
+def test_failing_anomaly_check_shows_explanation_and_plot(ui, browser):
+    base, root = ui
+    browser.navigate(f"{base}/assets/orders_clean?view=checks")
+    summary = f"Anomaly in partition {INCIDENT_DAY.isoformat()}"
+    browser.wait_for(
+        f"document.body.innerText.includes({json.dumps(summary)})",
+        timeout=60, what="the anomaly check's latest execution",
+    )
+    text = browser.text()
+    assert "anomaly" in text and "Failed" in text
+    assert "mean/unit_price" in text  # the flagged metric, also a metadata row
+    # Markdown metadata opens in a dialog.
+    clicked = browser.evaluate(
+        """(() => {
+            const row = [...document.querySelectorAll('tr')]
+                .find(tr => tr.innerText.trim().startsWith('explanation'));
+            const link = row && [...row.querySelectorAll('a')]
+                .find(a => a.innerText.includes('Show Markdown'));
+            if (link) link.click();
+            return Boolean(link);
+        })()"""
+    )
+    assert clicked, "no [Show Markdown] link on the explanation row"
+    dialog = browser.wait_for(
+        "(() => { const d = document.querySelector('[role=dialog]');"
+        " return d && d.innerText.includes('expected') ? d.innerText : null; })()",
+        what="the explanation dialog",
+    )
+    assert summary in dialog
+    assert "unit_price" in dialog and "far above the expected" in dialog
+    # The embedded history plot: a PNG data URI that the browser decoded.
+    plot = browser.wait_for(
+        "(() => { const i = [...document.querySelectorAll('[role=dialog] img')]"
+        ".find(i => i.src.startsWith('data:image/png;base64,'));"
+        " return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()",
+        what="the plot image in the explanation",
+    )
+    assert plot[0] > 100 and plot[1] > 50
+    time.sleep(1)  # the dialog fades in: a screenshot taken at once shows the page through it
+    assert_png(browser.screenshot(screenshot_path("anomaly-check.png", root)))
