@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -26,6 +28,7 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--no-first-run",
     "--hide-scrollbars",
+    "--disable-breakpad",  # no crash-report handler outliving the browser
     "--remote-debugging-port=0",  # the browser picks a free port and writes it down
 )
 
@@ -44,6 +47,8 @@ class Browser:
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile_dir}",
              f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            # Its own process group, so that closing it also ends its helper processes.
+            start_new_session=True,
         )
         self._ids = itertools.count(1)
         try:
@@ -54,8 +59,7 @@ class Browser:
             self.call("Emulation.setDeviceMetricsOverride",
                       width=width, height=height, deviceScaleFactor=1, mobile=False)
         except BaseException:
-            self.process.kill()
-            self.process.wait(timeout=10)
+            self._stop(signal.SIGKILL)
             raise
 
     def _wait_for_port(self, timeout: float) -> int:
@@ -111,7 +115,10 @@ class Browser:
         # While a page loads, document.body may not exist yet: that is "not yet", not an error.
         guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
         while True:
-            value = self.evaluate(guarded)
+            try:
+                value = self.evaluate(guarded)
+            except BrowserError:
+                value = None  # the page's JavaScript context was replaced by a navigation
             if value:
                 return value
             if time.monotonic() > deadline:
@@ -132,12 +139,17 @@ class Browser:
         try:
             self.socket.close()
         finally:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+            self._stop(signal.SIGTERM)
+
+    def _stop(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
 
     def __enter__(self) -> Browser:
         return self
