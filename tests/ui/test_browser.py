@@ -53,7 +53,11 @@ FIRST_DAY = date(2026, 11, 2)
 INCIDENT_DAY = date(2026, 11, 10)
 DAYS = (INCIDENT_DAY - FIRST_DAY).days + 1
 
+# Settings of the environment that would change the partitions or the checks of the definitions.
+OVERRIDES = ("DATA_PLATFORM_START_DATE", "DATA_PLATFORM_EXPECTED_EVENTS")
+
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)"),
 ]
 
@@ -115,13 +119,13 @@ def ui(tmp_path_factory):
     ], "the history before the incident must hold no other orders incident"
 
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("DATA_PLATFORM_START_DATE", "DATA_PLATFORM_EXPECTED_EVENTS"):
+        for name in OVERRIDES:
             mp.delenv(name, raising=False)
         failed = materialize_history(root)
     assert "orders_clean" in failed, f"the incident of {INCIDENT_DAY} was not caught: {failed}"
 
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in OVERRIDES},
         "DAGSTER_HOME": str(root / "home"),
         "DATA_PLATFORM_WAREHOUSE_URL": f"sqlite:///{root / 'warehouse.db'}",
         "DATA_PLATFORM_MODEL_DIR": str(root / "models"),
