@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -166,7 +165,9 @@ def run_ui(host: str, port: int) -> int:
     # The webserver of this interpreter's environment, whether or not it is activated.
     cmd = [sys.executable, "-m", "dagster_webserver", "-m", "data_platform.definitions", "-h", host, "-p", str(port)]
     print(f"Dagster UI on http://{host}:{port} (instance {os.environ['DAGSTER_HOME']})", flush=True)
-    return subprocess.call(cmd)
+    # Become the webserver, so that a signal to this process (Ctrl-C, a supervisor's stop)
+    # reaches it and no orphan keeps the port.
+    os.execv(sys.executable, cmd)
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -106,7 +106,8 @@ class AnomalyConfig:
     min_history_seasonal: int = 21
     min_history_multivariate: int = 30
     # Target share of clean runs that alert, for the whole asset (family-wise).
-    false_alert_rate: float = 0.005
+    # Chosen on the benchmark: 0.003 beat 0.005 on seed 0 and on the held-out seeds 1 and 2.
+    false_alert_rate: float = 0.003
     # None: 7 for daily data (24 for hourly), tested for significance; 0 disables seasonality.
     period: int | None = None
     # After this many consecutive excluded runs showing the same shift, the baseline re-anchors.
