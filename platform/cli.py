@@ -85,7 +85,7 @@ class RunLog:
                 )
 
 
-def run_demo(days: int) -> int:
+def run_demo(days: int, end: str | None = None) -> int:
     home = ensure_dagster_home()
     import dagster as dg
     from data_platform.definitions import defs
@@ -93,7 +93,13 @@ def run_demo(days: int) -> int:
 
     instance = dg.DagsterInstance.get()
     daily = defs.resolve_job_def(DAILY_JOB)
-    partition_keys = daily.partitions_def.get_partition_keys()[-days:]
+    all_keys = daily.partitions_def.get_partition_keys()
+    if end is not None:
+        if end not in all_keys:
+            print(f"--end {end} is not a daily partition ({all_keys[0]} .. {all_keys[-1]})")
+            return 2
+        all_keys = all_keys[: all_keys.index(end) + 1]
+    partition_keys = all_keys[-days:]
     if not partition_keys:
         print("no daily partitions to run: check DATA_PLATFORM_START_DATE and the sources")
         return 2
@@ -181,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the daily job over the last N partitions, then downstream")
     demo.add_argument("--days", type=int, default=28, help="number of daily partitions (default 28)")
+    demo.add_argument("--end", help="last partition to run, YYYY-MM-DD (default: the latest)")
     ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: no auth in OSS)")
     ui.add_argument("--port", type=int, default=3000)
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         if args.days < 1:
             parser.error("--days must be at least 1")
-        return run_demo(args.days)
+        return run_demo(args.days, args.end)
     if args.command == "ui":
         return run_ui(args.host, args.port)
     return run_bench(args)

@@ -62,6 +62,15 @@ def test_rejects_bad_days_argument():
     assert proc.returncode == 2 and "--days must be at least 1" in proc.stderr
 
 
+def test_rejects_an_end_outside_the_partitions(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_platform.cli", "demo", "--end", "1999-01-01"],
+        cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home")},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2 and "--end 1999-01-01 is not a daily partition" in proc.stdout
+
+
 def graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
