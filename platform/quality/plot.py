@@ -16,9 +16,10 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 from matplotlib.figure import Figure  # noqa: E402
 
-# A 4.8 x 2.0 inch figure at 60 dpi is ~290 x 120 px: readable in the check panel, ~10 KB.
-FIGSIZE = (4.8, 2.0)
-DPI = 60
+# A 6.4 x 2.4 inch figure at 90 dpi is ~580 x 220 px: labels legible in the check panel and in
+# alert emails, still ~20-30 KB.
+FIGSIZE = (6.4, 2.4)
+DPI = 90
 
 
 def plot_metric_png(
