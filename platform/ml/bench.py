@@ -16,7 +16,6 @@ Each prints one JSON object. Nothing here runs in the test suite.
 
 from __future__ import annotations
 
-import csv
 import glob
 import json
 import os
@@ -29,6 +28,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 from data_platform.ml import recommender, segmentation, sentiment
+from data_platform.sources import load
 
 
 def load_movielens(path: str) -> pd.DataFrame:
@@ -172,24 +172,12 @@ def bench_retail(folder: str) -> dict:
     }
 
 
-def load_uci_sentiment(folder: str) -> pd.DataFrame:
-    files = sorted(glob.glob(os.path.join(folder, "*_labelled.txt")))
-    if not files:
-        raise FileNotFoundError(f"no *_labelled.txt files in {folder}")
-    frames = [
-        pd.read_csv(f, sep="\t", header=None, names=["text", "label"], quoting=csv.QUOTE_NONE)
-        for f in files
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def load_polarity(folder: str) -> pd.DataFrame:
-    frames = []
-    for name, label in (("rt-polarity.pos", 1), ("rt-polarity.neg", 0)):
-        with open(os.path.join(folder, name), encoding="latin-1") as fh:
-            lines = [line.strip() for line in fh if line.strip()]
-        frames.append(pd.DataFrame({"text": lines, "label": label}))
-    return pd.concat(frames, ignore_index=True)
+def load_reviews(kind: str, folder: str) -> pd.DataFrame:
+    """Labelled sentences through the project's own source adapter (`labelled_text`, `polarity`)."""
+    result = load(kind, folder, entity="reviews")
+    if len(result.rejected):
+        print(f"{kind}: {len(result.rejected)} lines rejected", file=sys.stderr)
+    return result.data
 
 
 def bench_sentiment(data: pd.DataFrame) -> dict:
@@ -214,9 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     elif what == "retail":
         out = bench_retail(rest[0])
     elif what == "sentiment":
-        out = bench_sentiment(load_uci_sentiment(rest[0]))
+        out = bench_sentiment(load_reviews("labelled_text", rest[0]))
     elif what == "polarity":
-        out = bench_sentiment(load_polarity(rest[0]))
+        out = bench_sentiment(load_reviews("polarity", rest[0]))
     else:
         print(f"unknown benchmark {what!r}\n{__doc__}")
         return 2

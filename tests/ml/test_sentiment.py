@@ -81,12 +81,9 @@ def test_char_ngrams_and_nb_scaling_run_and_bad_input_is_refused():
 
 
 def test_uci_labelled_sentences(real_data_dir):
-    from data_platform.ml.bench import load_uci_sentiment
+    from data_platform.ml.bench import load_reviews
 
-    folder = real_data_dir / "uci_sentiment"
-    if not folder.is_dir():
-        pytest.skip("uci_sentiment is not among the real datasets")
-    data = load_uci_sentiment(str(folder))
+    data = load_reviews("labelled_text", str(real_data_dir / "uci_sentiment"))
     assert len(data) == 3000
     # A cheap configuration; the full 10-fold target figure lives in docs/models.md.
     _, m = se.train_and_evaluate(data, se.SentimentConfig(folds=3, char_ngrams=False))
