@@ -7,7 +7,7 @@ The rules per column live in `data_platform.quality.cleaning` (see docs/cleaning
 import time
 
 import dagster as dg
-from data_platform.assets.health import health_metadata, rule_result
+from data_platform.assets.health import health_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
 from data_platform.quality import health
@@ -29,17 +29,13 @@ def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -
         name=f"clean_{entity}",
         ins={"raw": dg.AssetIn(key=f"{entity}_raw")},
         outs={
-            clean_name: dg.AssetOut(
-                group_name=CLEANING,
-                io_manager_key="warehouse_io_manager",
-                description=f"{entity.capitalize()} typed, deduplicated and validated; outliers flagged.",
-                kinds={"pandas", "sql"},
+            clean_name: table_out(
+                CLEANING,
+                f"{entity.capitalize()} typed, deduplicated and validated; outliers flagged.",
             ),
-            quarantine_name: dg.AssetOut(
-                group_name=CLEANING,
-                io_manager_key="warehouse_io_manager",
-                description=f"Rows of {entity}_raw that failed a cleaning rule, with reason, column and value.",
-                kinds={"pandas", "sql"},
+            quarantine_name: table_out(
+                CLEANING,
+                f"Rows of {entity}_raw that failed a cleaning rule, with reason, column and value.",
             ),
         },
         partitions_def=partitions_def if schema.partitioned else None,

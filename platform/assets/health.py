@@ -64,3 +64,13 @@ def previous_metadata(context: dg.AssetExecutionContext, asset_key: str) -> dict
     if not records:
         return None
     return dict(records[0].asset_materialization.metadata)
+
+
+def table_out(group: str, description: str) -> dg.AssetOut:
+    """An output stored as a warehouse table (the shape every ingestion/cleaning output shares)."""
+    return dg.AssetOut(
+        group_name=group,
+        io_manager_key="warehouse_io_manager",
+        description=description,
+        kinds={"pandas", "sql"},
+    )

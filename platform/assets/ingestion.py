@@ -10,7 +10,7 @@ import time
 
 import dagster as dg
 import pandas as pd
-from data_platform.assets.health import health_metadata, previous_metadata, rule_result
+from data_platform.assets.health import health_metadata, previous_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
 from data_platform.quality import health
@@ -42,17 +42,13 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
     @dg.multi_asset(
         name=f"ingest_{entity}",
         outs={
-            raw_name: dg.AssetOut(
-                group_name=INGESTION,
-                io_manager_key="warehouse_io_manager",
-                description=f"{entity.capitalize()} as delivered by the configured source, in the canonical schema.",
-                kinds={"pandas", "sql"},
+            raw_name: table_out(
+                INGESTION,
+                f"{entity.capitalize()} as delivered by the configured source, in the canonical schema.",
             ),
-            rejected_name: dg.AssetOut(
-                group_name=INGESTION,
-                io_manager_key="warehouse_io_manager",
-                description=f"Source rows of {entity} that could not be parsed: file, line, column, value, reason, raw text.",
-                kinds={"pandas", "sql"},
+            rejected_name: table_out(
+                INGESTION,
+                f"Source rows of {entity} that could not be parsed: file, line, column, value, reason, raw text.",
             ),
         },
         partitions_def=partitions_def if schema.partitioned else None,
