@@ -1,16 +1,37 @@
-"""Jobs and schedules: the daily partitioned job, dimensions, downstream features and models."""
+"""Jobs and schedules: the daily partitioned job, dimensions, features, training, full refresh.
+
+Every job runs on the executor chosen by `DATA_PLATFORM_EXECUTOR` (see `executor_from_env`):
+Dagster's default (one process per step on the run's machine) or dagster-celery workers.
+"""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
+from data_platform.assets.models import MODEL_ASSET_KEYS
 from data_platform.sources.schemas import DIMENSION_ENTITIES, EVENT_ENTITIES
 
 DAILY_JOB = "daily_job"
 DIMENSIONS_JOB = "dimensions_job"
+FEATURES_JOB = "features_job"
+TRAINING_JOB = "training_job"
 DOWNSTREAM_JOB = "downstream_job"
+FULL_REFRESH_JOB = "full_refresh_job"
+
+DAILY_SCHEDULE = "daily_schedule"
+FEATURES_SCHEDULE = "features_schedule"
+TRAINING_SCHEDULE = "training_schedule"
+# Sundays at 05:00, after that night's daily partition (02:00) and features (04:00).
+TRAINING_CRON = "0 5 * * 0"
+FEATURES_CRON = "0 4 * * *"
 
 DAILY_FEATURES = ("review_text_features",)
 DOWNSTREAM_ASSETS = ("customer_rfm", "user_features", "item_features")
+
+EXECUTOR_ENV = "DATA_PLATFORM_EXECUTOR"
+CELERY_BROKER_ENV = "DATA_PLATFORM_CELERY_BROKER_URL"
+CELERY_BACKEND_ENV = "DATA_PLATFORM_CELERY_BACKEND_URL"
 
 
 def daily_asset_keys() -> list[str]:
@@ -22,23 +43,57 @@ def dimension_asset_keys() -> list[str]:
     return [f"{e}_{stage}" for e in DIMENSION_ENTITIES for stage in ("raw", "rejected", "clean", "quarantine")]
 
 
-def build_jobs(downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS) -> list[dg.UnresolvedAssetJobDefinition]:
+def executor_from_env(environ: dict[str, str] | None = None) -> dg.ExecutorDefinition | None:
+    """The jobs' executor: None (Dagster's default) unless `DATA_PLATFORM_EXECUTOR=celery`.
+
+    With `celery`, each step is sent to the broker at `DATA_PLATFORM_CELERY_BROKER_URL` and run
+    by a `dagster-celery` worker; results come back over `DATA_PLATFORM_CELERY_BACKEND_URL`
+    (default `rpc://`, i.e. through the broker). The URLs are bound as environment references,
+    so no password reaches the run config or the UI. Workers and the run share the Dagster
+    instance (PostgreSQL) and the warehouse: both must be reachable from every worker.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    choice = environ.get(EXECUTOR_ENV, "").strip().lower()
+    if choice in ("", "default", "multiprocess"):
+        return None
+    if choice == "in_process":
+        return dg.in_process_executor
+    if choice != "celery":
+        raise ValueError(f"{EXECUTOR_ENV}={choice!r}: expected one of default, in_process, celery")
+    if not environ.get(CELERY_BROKER_ENV):
+        raise ValueError(f"{EXECUTOR_ENV}=celery needs {CELERY_BROKER_ENV} (e.g. amqp://user:password@host:5672//)")
+    try:
+        from dagster_celery import celery_executor
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise ValueError(f"{EXECUTOR_ENV}=celery needs the celery extra: pip install 'data-platform[celery]'") from error
+    config: dict[str, object] = {"broker": {"env": CELERY_BROKER_ENV}}
+    if environ.get(CELERY_BACKEND_ENV):
+        config["backend"] = {"env": CELERY_BACKEND_ENV}
+    return celery_executor.configured(config, name="celery_executor")
+
+
+def build_jobs(downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS) -> list[dg.UnresolvedAssetJobDefinition]:
+    executor = executor_from_env()
+    features = [key for key in downstream_assets if key not in MODEL_ASSET_KEYS]
+    models = [key for key in downstream_assets if key in MODEL_ASSET_KEYS]
+    specs = [
+        (DAILY_JOB, dg.AssetSelection.assets(*daily_asset_keys()),
+         "One day of every event entity: ingestion, cleaning, daily features, with their checks."),
+        (DIMENSIONS_JOB, dg.AssetSelection.assets(*dimension_asset_keys()),
+         "Customers and products (unpartitioned snapshots) with their checks."),
+        (FEATURES_JOB, dg.AssetSelection.assets(*features),
+         "Features over all stored days (customer RFM, user and item features)."),
+        (TRAINING_JOB, dg.AssetSelection.assets(*models),
+         "Train and evaluate the models (recommender, segmentation, sentiment, experiments)."),
+        (DOWNSTREAM_JOB, dg.AssetSelection.assets(*downstream_assets),
+         "Features over all stored days, then models."),
+        (FULL_REFRESH_JOB, dg.AssetSelection.all(),
+         "Everything in dependency order: dimensions, the run's daily partition (a backfill "
+         "covers a range), features and models."),
+    ]
     return [
-        dg.define_asset_job(
-            DAILY_JOB,
-            selection=dg.AssetSelection.assets(*daily_asset_keys()),
-            description="One day of every event entity: ingestion, cleaning, daily features, with their checks.",
-        ),
-        dg.define_asset_job(
-            DIMENSIONS_JOB,
-            selection=dg.AssetSelection.assets(*dimension_asset_keys()),
-            description="Customers and products (unpartitioned snapshots) with their checks.",
-        ),
-        dg.define_asset_job(
-            DOWNSTREAM_JOB,
-            selection=dg.AssetSelection.assets(*downstream_assets),
-            description="Features over all stored days, then models.",
-        ),
+        dg.define_asset_job(name, selection=selection, description=description, executor_def=executor)
+        for name, selection, description in specs
     ]
 
 
@@ -47,14 +102,20 @@ def build_schedules(jobs: list[dg.UnresolvedAssetJobDefinition]) -> list[dg.Sche
     return [
         dg.build_schedule_from_partitioned_job(
             by_name[DAILY_JOB],
-            name="daily_schedule",
+            name=DAILY_SCHEDULE,
             hour_of_day=2,
             description="Each night, materialize yesterday's partition of the daily job.",
         ),
         dg.ScheduleDefinition(
-            name="downstream_schedule",
-            job=by_name[DOWNSTREAM_JOB],
-            cron_schedule="0 4 * * *",
-            description="Each night after the daily job, rebuild features and models over all days.",
+            name=FEATURES_SCHEDULE,
+            job=by_name[FEATURES_JOB],
+            cron_schedule=FEATURES_CRON,
+            description="Each night after the daily job, rebuild the features over all days.",
+        ),
+        dg.ScheduleDefinition(
+            name=TRAINING_SCHEDULE,
+            job=by_name[TRAINING_JOB],
+            cron_schedule=TRAINING_CRON,
+            description="Each Sunday after the night's features, retrain and evaluate every model.",
         ),
     ]
