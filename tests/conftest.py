@@ -57,3 +57,37 @@ def real_data_dir() -> Path:
     if not raw or not Path(raw).is_dir():
         pytest.skip("DATA_PLATFORM_REAL_DATA is not set to a folder of real datasets")
     return Path(raw)
+
+
+@pytest.fixture(scope="session")
+def procs():
+    """The module tests/procs.py: start real servers, wait until they answer, always stop them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("data_platform_test_procs", REPO_ROOT / "tests" / "procs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def new_postgres_database(postgres_admin_url: str):
+    """A factory of brand-new empty PostgreSQL databases (URLs) for one test, all dropped afterwards."""
+    import sqlalchemy as sa
+    from data_platform.sources.db import make_engine
+
+    admin = make_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    names: list[str] = []
+
+    def create() -> str:
+        name = f"dp_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return sa.make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

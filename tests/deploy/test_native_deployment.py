@@ -1,0 +1,223 @@
+"""The production deployment, run natively: the processes docker-compose.yml starts, on PostgreSQL.
+
+A user-code gRPC server (`dagster api grpc -m data_platform.definitions`), `dagster-webserver`
+and `dagster-daemon` share a DAGSTER_HOME whose dagster.yaml is deploy/dagster.postgres.yaml
+(credentials from DAGSTER_PG_*) and load the code through deploy/workspace.yaml. Runs are
+launched through the webserver's GraphQL API; the QueuedRunCoordinator leaves them queued until
+the daemon dequeues them, so a run that succeeds proves all three processes work together.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.events import DagsterEventType
+from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, TRAINING_SCHEDULE
+from data_platform.sources.db import make_engine
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PARTITION = "2026-11-09"
+LOCATION = "data_platform"
+REPOSITORY = "__repository__"
+# Settings of the environment that would change the partitions or the sources of the definitions.
+OVERRIDES = ("DATA_PLATFORM_START_DATE", "DATA_PLATFORM_EXPECTED_EVENTS")
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message stack }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+    ... on PipelineNotFoundError { message }
+  }
+}"""
+
+RUN_STATUS = """
+query Status($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }"""
+
+LOCATION_STATUS = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+SCHEDULES = """
+query Schedules($selector: RepositorySelector!) {
+  schedulesOrError(repositorySelector: $selector) {
+    __typename ... on Schedules { results { name cronSchedule pipelineName scheduleState { id status } } }
+  }
+}"""
+
+START_SCHEDULE = """
+mutation Start($selector: ScheduleSelector!) {
+  startSchedule(scheduleSelector: $selector) {
+    __typename ... on ScheduleStateResult { scheduleState { id status } } ... on PythonError { message }
+  }
+}"""
+
+STOP_SCHEDULE = """
+mutation Stop($id: String!) {
+  stopRunningSchedule(id: $id) {
+    __typename ... on ScheduleStateResult { scheduleState { id status } } ... on PythonError { message }
+  }
+}"""
+
+
+def instance_env(instance_url: str) -> dict[str, str]:
+    """DAGSTER_PG_* for deploy/dagster.postgres.yaml, from a database URL."""
+    url = sa.make_url(instance_url)
+    return {
+        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(url.port or 5432),
+        "DAGSTER_PG_USER": url.username or "postgres",
+        # The test server trusts loopback; the instance configuration still requires a value.
+        "DAGSTER_PG_PASSWORD": url.password or "unused",
+        "DAGSTER_PG_DB": url.database,
+    }
+
+
+def grpc_ready(port: int, env: dict[str, str]) -> bool:
+    check = subprocess.run(
+        [str(BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(port)],
+        env={**env, "PATH": f"{BIN}:{env.get('PATH', '')}"}, capture_output=True, text=True, timeout=60,
+    )
+    return check.returncode == 0
+
+
+@pytest.fixture
+def deployment(tmp_path, new_postgres_database, procs, monkeypatch):
+    """(webserver port, DAGSTER_HOME, warehouse URL, env, process group) of a running deployment."""
+    instance_url = new_postgres_database()
+    warehouse_url = new_postgres_database()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+    shutil.copyfile(REPO_ROOT / "deploy" / "workspace.yaml", home / "workspace.yaml")
+    grpc_port, web_port = procs.free_port(), procs.free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in OVERRIDES},
+        **instance_env(instance_url),
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_CODE_HOST": "127.0.0.1",
+        "DAGSTER_CODE_PORT": str(grpc_port),
+        "DATA_PLATFORM_WAREHOUSE_URL": warehouse_url,
+        "DATA_PLATFORM_MODEL_DIR": str(tmp_path / "models"),
+    }
+    for name, value in env.items():
+        if name.startswith("DAGSTER_PG_") or name == "DAGSTER_HOME":
+            monkeypatch.setenv(name, value)
+    workspace = str(home / "workspace.yaml")
+    with procs.Processes(tmp_path / "logs") as group:
+        # The same commands as the compose services, with loopback and free ports.
+        group.start("user_code", ["dagster", "api", "grpc", "-h", "127.0.0.1", "-p", str(grpc_port),
+                                  "-m", "data_platform.definitions"], env, cwd=tmp_path)
+        group.wait_until(lambda: grpc_ready(grpc_port, env), "the user-code gRPC server", 180, 2)
+        group.start("webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(web_port),
+                                  "-w", workspace], env, cwd=tmp_path)
+        group.start("daemon", ["dagster-daemon", "run", "-w", workspace], env, cwd=tmp_path)
+        procs.wait_for_webserver(web_port, group)
+        yield web_port, home, warehouse_url, group
+
+
+def launch(procs, port: int, job: str, partition: str | None = None) -> str:
+    tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
+        "runConfigData": {},
+        "executionMetadata": {"tags": tags},
+    }
+    answer = procs.graphql(port, LAUNCH, {"params": params})
+    result = answer["data"]["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", answer
+    return result["run"]["runId"]
+
+
+def test_webserver_and_daemon_run_jobs_from_the_code_server(deployment, procs):
+    port, home, warehouse_url, group = deployment
+
+    def location_loaded():
+        entries = procs.graphql(port, LOCATION_STATUS)["data"]["workspaceOrError"]["locationEntries"]
+        return [e for e in entries if e["name"] == LOCATION
+                and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"]
+
+    group.wait_until(location_loaded, "the code location in the webserver", 120, 1)
+
+    # Dimensions first (the daily cleaning checks products and customers), then one day.
+    dims = launch(procs, port, DIMENSIONS_JOB)
+    status = group.wait_until(lambda: finished(procs, port, dims), f"run {dims}", 300, 2)
+    assert status == "SUCCESS", group.logs()
+    daily = launch(procs, port, DAILY_JOB, PARTITION)
+    status = group.wait_until(lambda: finished(procs, port, daily), f"run {daily}", 300, 2)
+    assert status == "SUCCESS", group.logs()
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # The instance really is the PostgreSQL one of deploy/dagster.postgres.yaml.
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        run = instance.get_run_by_id(daily)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/partition"] == PARTITION
+        for run_id in (dims, daily):
+            # Queued by the webserver; only the daemon's queue loop turns a queued run into a
+            # starting one (it then hands it to the run launcher).
+            [enqueued] = instance.all_logs(run_id, of_type=DagsterEventType.RUN_ENQUEUED)
+            [starting] = instance.all_logs(run_id, of_type=DagsterEventType.RUN_STARTING)
+            assert enqueued.timestamp <= starting.timestamp
+        evaluations = [
+            event.dagster_event.event_specific_data
+            for event in instance.all_logs(daily, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
+        checked = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations}
+        assert ("orders_clean", "anomaly") in checked, checked
+        assert len({asset for asset, _ in checked}) >= 8, checked
+        assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
+        materialized = instance.get_latest_materialization_event(dg.AssetKey("orders_clean"))
+        assert materialized.run_id == daily
+
+    engine = make_engine(warehouse_url)
+    try:
+        with engine.connect() as conn:
+            for table in ("products_clean", "orders_raw", "orders_clean", "ratings_clean"):
+                rows = conn.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one()
+                assert rows > 0, table
+            partitions = conn.execute(sa.text('SELECT DISTINCT "_partition" FROM "orders_clean"')).scalars().all()
+            assert partitions == [PARTITION]
+    finally:
+        engine.dispose()
+
+    # The schedules are visible and can be turned on and off, as from the UI's toggle.
+    assert_schedules_listed_and_toggled(procs, port, group)
+
+
+def finished(procs, port: int, run_id: str) -> str | None:
+    status = procs.graphql(port, RUN_STATUS, {"runId": run_id})["data"]["runOrError"]["status"]
+    return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+
+def assert_schedules_listed_and_toggled(procs, port: int, group) -> None:
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+
+    def schedules():
+        answer = procs.graphql(port, SCHEDULES, {"selector": selector})["data"]["schedulesOrError"]
+        return answer.get("results")
+
+    listed = {s["name"]: s for s in group.wait_until(schedules, "the schedules", 120, 1)}
+    assert listed["daily_schedule"]["cronSchedule"] == "0 2 * * *"
+    assert listed["features_schedule"]["pipelineName"] == "features_job"
+    training = listed[TRAINING_SCHEDULE]
+    assert (training["cronSchedule"], training["pipelineName"]) == ("0 5 * * 0", "training_job")
+    assert training["scheduleState"]["status"] == "STOPPED"
+
+    started = procs.graphql(port, START_SCHEDULE, {"selector": {**selector, "scheduleName": TRAINING_SCHEDULE}})
+    state = started["data"]["startSchedule"]["scheduleState"]
+    assert state["status"] == "RUNNING", started
+    assert {s["name"]: s for s in schedules()}[TRAINING_SCHEDULE]["scheduleState"]["status"] == "RUNNING"
+    stopped = procs.graphql(port, STOP_SCHEDULE, {"id": state["id"]})
+    assert stopped["data"]["stopRunningSchedule"]["scheduleState"]["status"] == "STOPPED", stopped
