@@ -91,3 +91,11 @@ def new_postgres_database(postgres_admin_url: str):
         for name in names:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def celery_broker_url() -> str:
+    url = os.environ.get("DATA_PLATFORM_TEST_CELERY_BROKER_URL")
+    if not url:
+        pytest.skip("DATA_PLATFORM_TEST_CELERY_BROKER_URL is not set: no celery broker (RabbitMQ) to test against")
+    return url

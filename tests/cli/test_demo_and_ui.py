@@ -1,23 +1,13 @@
 """`data-platform demo` records history in a persistent instance, and the UI serves that history."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -71,44 +61,19 @@ def test_rejects_an_end_outside_the_partitions(tmp_path):
     assert proc.returncode == 2 and "--end 1999-01-01 is not a daily partition" in proc.stdout
 
 
-def graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def test_ui_serves_the_demo_history(demo_home):
+def test_ui_serves_the_demo_history(demo_home, procs, tmp_path):
     root, env, _ = demo_home
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "data_platform.cli", "ui", "--port", str(port)],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"webserver did not start: {server.stdout.read()[-3000:]}")
-                time.sleep(1)
+    port = procs.free_port()
+    with procs.Processes(tmp_path / "logs") as group:
+        group.start("webserver", [sys.executable, "-m", "data_platform.cli", "ui", "--port", str(port)], env, cwd=root)
+        procs.wait_for_webserver(port, group)
         query = """{ assetOrError(assetKey: {path: ["orders_clean"]}) {
             ... on Asset { assetMaterializations(limit: 50) { partition runId } } } }"""
-        deadline = time.monotonic() + 120
-        while True:
-            data = graphql(port, query)
-            asset = data.get("data", {}).get("assetOrError") or {}
-            if "assetMaterializations" in asset or time.monotonic() > deadline:
-                break
-            time.sleep(2)  # the code location may still be loading
-        partitions = {m["partition"] for m in asset["assetMaterializations"]}
-        assert len(partitions) == 2, data
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+        def materializations():
+            # The code location may still be loading.
+            asset = procs.graphql(port, query).get("data", {}).get("assetOrError") or {}
+            return asset.get("assetMaterializations")
+
+        found = group.wait_until(materializations, "orders_clean's materializations", 120, 2)
+        assert len({m["partition"] for m in found}) == 2, found

@@ -15,11 +15,8 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -62,22 +59,6 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def materialize_history(root: Path) -> set[str]:
     """Dimensions, then the daily job over the window; the assets whose anomaly check failed last."""
     home = root / "home"
@@ -109,7 +90,7 @@ def materialize_history(root: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
+def ui(tmp_path_factory, procs):
     """(base URL, tmp dir) of a webserver on a fresh instance whose last orders partition alerted."""
     root = tmp_path_factory.mktemp("ui")
     [incident] = synthetic.incidents(INCIDENT_DAY, INCIDENT_DAY + timedelta(days=1))
@@ -130,29 +111,15 @@ def ui(tmp_path_factory):
         "DATA_PLATFORM_WAREHOUSE_URL": f"sqlite:///{root / 'warehouse.db'}",
         "DATA_PLATFORM_MODEL_DIR": str(root / "models"),
     }
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-m", "data_platform.definitions",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"webserver did not start: {server.stdout.read()[-3000:]}")
-                time.sleep(0.5)
+    port = procs.free_port()
+    with procs.Processes(root / "logs") as group:
+        group.start("webserver", [sys.executable, "-m", "dagster_webserver", "-m", "data_platform.definitions",
+                                  "-h", "127.0.0.1", "-p", str(port)], env, cwd=root)
+        procs.wait_for_webserver(port, group, timeout=120)
         # The "join the community" dialog opens on localhost origins and would cover the pages;
         # this is the mutation its own "Skip" button sends.
-        assert graphql(port, "mutation { setNuxSeen }")["data"]["setNuxSeen"] is True
+        assert procs.graphql(port, "mutation { setNuxSeen }")["data"]["setNuxSeen"] is True
         yield f"http://127.0.0.1:{port}", root
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
