@@ -7,8 +7,6 @@ step's output reaches a step on another machine. The same partition run in-proce
 fresh warehouse must give equal tables.
 """
 
-import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -17,7 +15,6 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from dagster._core.events import DagsterEventType
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
@@ -25,10 +22,8 @@ from data_platform.resources.model_store import ModelStoreResource
 from data_platform.resources.source import SourceResource
 from data_platform.resources.warehouse import WarehouseResource
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PARTITION = "2026-11-09"
-OVERRIDES = ("DATA_PLATFORM_START_DATE", "DATA_PLATFORM_EXPECTED_EVENTS", "DATA_PLATFORM_EXECUTOR")
 COMPARED = (
     "products_clean", "customers_quarantine",
     "orders_raw", "orders_rejected", "orders_clean", "orders_quarantine",
@@ -37,17 +32,6 @@ COMPARED = (
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-def instance_env(instance_url: str) -> dict[str, str]:
-    url = sa.make_url(instance_url)
-    return {
-        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_USER": url.username or "postgres",
-        "DAGSTER_PG_PASSWORD": url.password or "unused",
-        "DAGSTER_PG_DB": url.database,
-    }
 
 
 def execute(job: str, env: dict[str, str], cwd: Path, partition: str | None = None) -> None:
@@ -79,25 +63,12 @@ def table(warehouse_url: str, name: str) -> pd.DataFrame:
 
 
 def test_daily_job_on_celery_workers_equals_an_in_process_run(
-    tmp_path, new_postgres_database, procs, celery_broker_url, monkeypatch
+    tmp_path, deploy_home, new_postgres_database, procs, celery_broker_url
 ):
-    instance_url = new_postgres_database()
-    celery_warehouse = new_postgres_database()
+    home, env = deploy_home
+    celery_warehouse = env["DATA_PLATFORM_WAREHOUSE_URL"]
     local_warehouse = new_postgres_database()
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(REPO_ROOT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-    shutil.copyfile(REPO_ROOT / "deploy" / "celery.yaml", home / "celery.yaml")
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in OVERRIDES},
-        **instance_env(instance_url),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DAGSTER_HOME": str(home),
-        "DATA_PLATFORM_WAREHOUSE_URL": celery_warehouse,
-        "DATA_PLATFORM_MODEL_DIR": str(tmp_path / "models"),
-        "DATA_PLATFORM_CELERY_BROKER_URL": celery_broker_url,
-        "DATA_PLATFORM_EXECUTOR": "celery",
-    }
+    env = {**env, "DATA_PLATFORM_CELERY_BROKER_URL": celery_broker_url, "DATA_PLATFORM_EXECUTOR": "celery"}
     worker_name = f"dp-test-{uuid.uuid4().hex[:8]}"
     with procs.Processes(tmp_path / "logs") as group:
         # The compose service's command, with this test's worker name.
@@ -112,9 +83,6 @@ def test_daily_job_on_celery_workers_equals_an_in_process_run(
     in_process(local_warehouse, tmp_path / "local_models")
 
     # Every step ran on the worker: the worker received them and reported them to the instance.
-    for name, value in env.items():
-        if name.startswith("DAGSTER_PG_") or name == "DAGSTER_HOME":
-            monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [run] = instance.get_runs(dg.RunsFilter(job_name=DAILY_JOB))
         assert run.status == dg.DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == PARTITION

@@ -7,8 +7,6 @@ launched through the webserver's GraphQL API; the QueuedRunCoordinator leaves th
 the daemon dequeues them, so a run that succeeds proves all three processes work together.
 """
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +18,10 @@ from dagster._core.events import DagsterEventType
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, TRAINING_SCHEDULE
 from data_platform.sources.db import make_engine
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PARTITION = "2026-11-09"
 LOCATION = "data_platform"
 REPOSITORY = "__repository__"
-# Settings of the environment that would change the partitions or the sources of the definitions.
-OVERRIDES = ("DATA_PLATFORM_START_DATE", "DATA_PLATFORM_EXPECTED_EVENTS")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -71,49 +66,20 @@ mutation Stop($id: String!) {
 }"""
 
 
-def instance_env(instance_url: str) -> dict[str, str]:
-    """DAGSTER_PG_* for deploy/dagster.postgres.yaml, from a database URL."""
-    url = sa.make_url(instance_url)
-    return {
-        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_USER": url.username or "postgres",
-        # The test server trusts loopback; the instance configuration still requires a value.
-        "DAGSTER_PG_PASSWORD": url.password or "unused",
-        "DAGSTER_PG_DB": url.database,
-    }
-
-
 def grpc_ready(port: int, env: dict[str, str]) -> bool:
     check = subprocess.run(
         [str(BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(port)],
-        env={**env, "PATH": f"{BIN}:{env.get('PATH', '')}"}, capture_output=True, text=True, timeout=60,
+        env=env, capture_output=True, text=True, timeout=60,
     )
     return check.returncode == 0
 
 
 @pytest.fixture
-def deployment(tmp_path, new_postgres_database, procs, monkeypatch):
-    """(webserver port, DAGSTER_HOME, warehouse URL, env, process group) of a running deployment."""
-    instance_url = new_postgres_database()
-    warehouse_url = new_postgres_database()
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(REPO_ROOT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-    shutil.copyfile(REPO_ROOT / "deploy" / "workspace.yaml", home / "workspace.yaml")
+def deployment(tmp_path, deploy_home, procs):
+    """(webserver port, DAGSTER_HOME, warehouse URL, process group) of a running deployment."""
+    home, env = deploy_home
     grpc_port, web_port = procs.free_port(), procs.free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in OVERRIDES},
-        **instance_env(instance_url),
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_CODE_HOST": "127.0.0.1",
-        "DAGSTER_CODE_PORT": str(grpc_port),
-        "DATA_PLATFORM_WAREHOUSE_URL": warehouse_url,
-        "DATA_PLATFORM_MODEL_DIR": str(tmp_path / "models"),
-    }
-    for name, value in env.items():
-        if name.startswith("DAGSTER_PG_") or name == "DAGSTER_HOME":
-            monkeypatch.setenv(name, value)
+    env = {**env, "DAGSTER_CODE_HOST": "127.0.0.1", "DAGSTER_CODE_PORT": str(grpc_port)}
     workspace = str(home / "workspace.yaml")
     with procs.Processes(tmp_path / "logs") as group:
         # The same commands as the compose services, with loopback and free ports.
@@ -124,7 +90,7 @@ def deployment(tmp_path, new_postgres_database, procs, monkeypatch):
                                   "-w", workspace], env, cwd=tmp_path)
         group.start("daemon", ["dagster-daemon", "run", "-w", workspace], env, cwd=tmp_path)
         procs.wait_for_webserver(web_port, group)
-        yield web_port, home, warehouse_url, group
+        yield web_port, home, env["DATA_PLATFORM_WAREHOUSE_URL"], group
 
 
 def launch(procs, port: int, job: str, partition: str | None = None) -> str:
