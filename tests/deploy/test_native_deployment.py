@@ -116,7 +116,7 @@ def test_webserver_and_daemon_run_jobs_from_the_code_server(deployment, procs):
 
     group.wait_until(location_loaded, "the code location in the webserver", 120, 1)
 
-    # Dimensions first (the daily cleaning checks products and customers), then one day.
+    # Dimensions first, as the demo does, then one day of events.
     dims = launch(procs, port, DIMENSIONS_JOB)
     status = group.wait_until(lambda: finished(procs, port, dims), f"run {dims}", 300, 2)
     assert status == "SUCCESS", group.logs()
