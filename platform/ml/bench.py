@@ -129,7 +129,11 @@ def bench_scale(n_ratings: int = 1_000_000, time_budget_s: float = 20.0) -> dict
 
 
 def online_retail_rfm(folder: str) -> pd.DataFrame:
-    """RFM per identified customer: frequency counts non-cancelled invoices; monetary is net."""
+    """RFM per identified customer: frequency counts non-cancelled invoices; monetary is net.
+
+    Basket shape (lines per invoice, units per line) is taken over non-cancelled lines, as
+    `features.customer_rfm` does for the platform's own orders.
+    """
     files = sorted(glob.glob(os.path.join(folder, "*.csv")))
     if not files:
         raise FileNotFoundError(f"no CSV files in {folder}")
@@ -152,6 +156,9 @@ def online_retail_rfm(folder: str) -> pd.DataFrame:
             "recency_days": (now - purchases.groupby("customer_id")["at"].max()).dt.days,
             "frequency": purchases.groupby("customer_id")["InvoiceNo"].nunique(),
             "monetary": raw.groupby("customer_id")["amount"].sum(),
+            "lines_per_order": purchases.groupby("customer_id").size()
+            / purchases.groupby("customer_id")["InvoiceNo"].nunique(),
+            "units_per_line": purchases.groupby("customer_id")["Quantity"].mean(),
         }
     )
     # Customers who only ever cancelled have no purchase to date their recency from.
