@@ -87,6 +87,12 @@ def test_predict_is_in_scale_and_survives_pickle(trained):
     restored = pickle.loads(pickle.dumps(model))
     assert restored.predict("u0", "i1") == pytest.approx(p)
     assert 1.0 <= restored.predict("nobody", "nothing") <= 5.0
+    # A model pickled before Bayesian MF joined the blend still predicts (SVD + KNN, 1/2 each).
+    legacy = pickle.loads(pickle.dumps(model))
+    del legacy.__dict__["_bmf"], legacy.__dict__["weights"]
+    restored_legacy = pickle.loads(pickle.dumps(legacy))
+    assert restored_legacy.weights.tolist() == [0.5, 0.5, 0.0]
+    assert 1.0 <= restored_legacy.predict("u0", "i1") <= 5.0
 
 
 def test_implicit_relevance_and_bad_input():

@@ -146,3 +146,15 @@ def test_recovers_the_synthetic_sources_segments(days, min_ari):
     assert set(seg.BASKET_COLUMNS) <= set(model.features)
     assert m["ari_true_segments"] >= min_ari
     assert m["k"] >= 3 and m["smallest_segment_share"] >= 0.02
+
+
+def test_online_retail_segments_are_stable_and_actionable(real_data_dir):
+    """The real-data targets: bootstrap stability >= 0.9, smallest segment >= 2%."""
+    from data_platform.ml.bench import online_retail_rfm
+
+    rfm = online_retail_rfm(str(real_data_dir / "online_retail"))
+    model, m = seg.train_and_evaluate(rfm, seg.SegmentationConfig(n_bootstrap=10))
+    assert set(seg.BASKET_COLUMNS) <= set(model.features)
+    assert m["n_customers"] > 4000
+    assert m["stability"] >= 0.9
+    assert m["smallest_segment_share"] >= 0.02
