@@ -31,8 +31,9 @@ def _model_metadata(metrics: dict[str, float], manifest, frame: pd.DataFrame) ->
 
 @dg.asset(group_name=MODELS, io_manager_key=IO, kinds={"surprise", "sql"})
 def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource) -> dg.Output:
-    """Top-10 items per user (seen items excluded) from the recommender: tuned SVD blend for
-    ratings, EASE for ranking; RMSE/MAE and precision/recall/NDCG@10 against most-popular."""
+    """Top-10 items per user (seen items excluded) from the recommender: SVD + KNNBaseline +
+    Bayesian MF blend for ratings, EASE for ranking; RMSE/MAE and precision/recall/NDCG@10
+    against most-popular."""
     budget = float(os.environ.get("DATA_PLATFORM_RECOMMENDER_BUDGET_S", RECOMMENDER_BUDGET_S))
     model, metrics = recommender.train_and_evaluate(
         ratings_clean, recommender.RecommenderConfig(time_budget_s=budget)

@@ -37,6 +37,10 @@ def customer_rfm(
       subtract.
     - first_order_at / last_order_at: first and last line of any kind.
     - avg_basket: purchase value (positive lines only) / frequency; missing when frequency is 0.
+    - lines_per_order: purchase lines / frequency; missing when frequency is 0.
+    - units_per_line: units over purchase lines / purchase lines; missing without a purchase
+      line. With lines_per_order it tells a basket of many single items from one bulk line
+      of the same value, which recency, frequency and spend alone cannot.
     - share_<category>: share of the customer's purchase value per product category, when
       `products` is given. The `max_categories` largest categories by total purchase value
       keep their own column, the rest add up in share_other; products without a known
@@ -61,6 +65,7 @@ def customer_rfm(
     value = value.to_numpy(dtype=float, na_value=np.nan)
     purchase = value > 0
     purchase_value = np.where(purchase, value, 0.0)
+    quantity = orders["quantity"].astype("Float64")[known].to_numpy(dtype=float, na_value=np.nan)
     lines = pd.DataFrame(
         {
             "customer": customer_code,
@@ -68,6 +73,8 @@ def customer_rfm(
             "value": value,
             "purchase_value": purchase_value,
             "purchase_order": np.where(purchase, order_code, np.nan),
+            "purchase_line": purchase.astype(np.int64),
+            "purchase_units": np.where(purchase, quantity, 0.0),
         }
     )
     grouped = lines.groupby("customer", sort=True)
@@ -83,6 +90,11 @@ def customer_rfm(
     out["recency_days"] = (as_of - out["last_order_at"]) / pd.Timedelta(days=1)
     frequency = out["frequency"].astype("float64")
     out["avg_basket"] = grouped["purchase_value"].sum().to_numpy() / frequency.where(frequency > 0)
+    purchase_lines = pd.Series(grouped["purchase_line"].sum().to_numpy(), dtype="float64")
+    out["lines_per_order"] = purchase_lines / frequency.where(frequency > 0)
+    out["units_per_line"] = grouped["purchase_units"].sum().to_numpy() / purchase_lines.where(
+        purchase_lines > 0
+    )
     result = out[
         [
             "customer_id",
@@ -92,6 +104,8 @@ def customer_rfm(
             "first_order_at",
             "last_order_at",
             "avg_basket",
+            "lines_per_order",
+            "units_per_line",
         ]
     ].astype(
         {
@@ -102,6 +116,8 @@ def customer_rfm(
             "first_order_at": "datetime64[ns]",
             "last_order_at": "datetime64[ns]",
             "avg_basket": "Float64",
+            "lines_per_order": "Float64",
+            "units_per_line": "Float64",
         }
     )
     if products is not None:

@@ -1,9 +1,13 @@
-"""Customer segmentation: KMeans over log-scaled RFM features, k chosen by silhouette.
+"""Customer segmentation: KMeans over log-scaled RFM and basket features, k chosen by silhouette.
 
 Recency, frequency and monetary value are heavy-tailed (a few wholesalers spend a thousand
 times the median), so they are log-transformed before standard scaling; otherwise KMeans spends
-its clusters on outliers. Optional `share_<category>` columns are already on [0, 1] and are only
-scaled. Negative monetary values (net refunds) count as 0.
+its clusters on outliers. The basket shape (`lines_per_order`, `units_per_line`, used when the
+frame has them) is log-scaled the same way: customers who differ in how they buy (many single
+items, or a few bulk lines) can spend alike, so RFM alone cannot tell them apart. Optional
+`share_<category>` columns are already on [0, 1]; after scaling, the whole category-mix block is
+weighted as one feature (each column by 1/sqrt(count)), so that a catalogue of many categories
+does not outvote the behavioural features. Negative monetary values (net refunds) count as 0.
 
 k is the candidate in [k_min, k_max] with the best silhouette among those whose smallest
 segment holds at least `min_segment_share` of customers (a 0.3% segment is not actionable).
@@ -29,6 +33,8 @@ from sklearn.metrics import (
 from sklearn.preprocessing import StandardScaler
 
 RFM_COLUMNS = ("recency_days", "frequency", "monetary")
+BASKET_COLUMNS = ("lines_per_order", "units_per_line")
+LOG_COLUMNS = RFM_COLUMNS + BASKET_COLUMNS
 SHARE_PREFIX = "share_"
 
 
@@ -40,6 +46,8 @@ class SegmentationConfig:
     n_bootstrap: int = 20
     n_init: int = 10
     use_category_shares: bool = True
+    # Basket columns are used when present in the frame.
+    use_basket_features: bool = True
     # Silhouette is O(n^2); above this many customers it is computed on a seeded sample.
     silhouette_sample: int = 5000
     seed: int = 0
@@ -51,6 +59,7 @@ class Segmenter:
     def __init__(self, features: tuple[str, ...], scaler, kmeans, order: np.ndarray):
         self.features = features
         self._scaler = scaler
+        self._weights = feature_weights(features)
         self._kmeans = kmeans
         # Maps KMeans' arbitrary cluster numbers to segments ordered by mean monetary value.
         self._order = order
@@ -61,7 +70,7 @@ class Segmenter:
         return int(self._kmeans.n_clusters)
 
     def transform(self, rfm: pd.DataFrame) -> np.ndarray:
-        return self._scaler.transform(feature_matrix(rfm, self.features))
+        return self._scaler.transform(feature_matrix(rfm, self.features)) * self._weights
 
     def assign(self, rfm: pd.DataFrame) -> pd.Series:
         """Segment per row (index kept); rows with a missing RFM value get <NA>."""
@@ -152,7 +161,10 @@ def train_and_evaluate(
         if cfg.use_category_shares
         else ()
     )
-    features = RFM_COLUMNS + shares
+    basket = (
+        tuple(c for c in BASKET_COLUMNS if c in data.columns) if cfg.use_basket_features else ()
+    )
+    features = RFM_COLUMNS + basket + shares
     check_columns(data, features)
     ok = complete_rows(data, features)
     rfm = data[ok]
@@ -161,7 +173,7 @@ def train_and_evaluate(
             f"segmentation: {len(rfm)} complete customers is too few for up to {cfg.k_max} segments"
         )
     scaler = StandardScaler().fit(feature_matrix(rfm, features))
-    x = scaler.transform(feature_matrix(rfm, features))
+    x = scaler.transform(feature_matrix(rfm, features)) * feature_weights(features)
     rng = np.random.default_rng(cfg.seed)
     sample = rng.choice(len(x), size=min(len(x), cfg.silhouette_sample), replace=False)
 
@@ -258,5 +270,13 @@ def feature_matrix(df: pd.DataFrame, features) -> np.ndarray:
     cols = []
     for c in features:
         v = pd.to_numeric(df[c], errors="coerce").astype(float).to_numpy()
-        cols.append(np.log1p(np.clip(v, 0.0, None)) if c in RFM_COLUMNS else v)
+        cols.append(np.log1p(np.clip(v, 0.0, None)) if c in LOG_COLUMNS else v)
     return np.column_stack(cols)
+
+
+def feature_weights(features) -> np.ndarray:
+    """1 per behavioural feature; the category shares together weigh as much as one feature."""
+    n_shares = sum(c.startswith(SHARE_PREFIX) for c in features)
+    return np.array(
+        [1.0 / np.sqrt(n_shares) if c.startswith(SHARE_PREFIX) else 1.0 for c in features]
+    )

@@ -306,6 +306,28 @@ def _true_rating(world: _World, users: np.ndarray, items: np.ndarray, rng) -> np
     return np.clip(signal + rng.normal(0.0, RATING_NOISE_SD, size=len(users)), 0.5, 5.0)
 
 
+def expected_ratings(user_ids, item_ids, *, seed: int = 0) -> np.ndarray:
+    """The noiseless rating (before noise and clipping) of each (customer, product) id pair.
+
+    What a perfect recommender would predict: scoring it against the observed ratings gives the
+    noise floor that no model can beat.
+    """
+    world = _world(int(seed))
+    users = pd.Series(np.arange(N_CUSTOMERS), index=world.customers["customer_id"].to_numpy())
+    items = pd.Series(np.arange(N_PRODUCTS), index=world.products["product_id"].to_numpy())
+    u = users.reindex(np.asarray(user_ids, dtype=object)).to_numpy()
+    i = items.reindex(np.asarray(item_ids, dtype=object)).to_numpy()
+    if np.isnan(u).any() or np.isnan(i).any():
+        raise ValueError("expected_ratings: unknown customer or product id")
+    u, i = u.astype(np.int64), i.astype(np.int64)
+    return (
+        GLOBAL_MEAN
+        + world.user_bias[u]
+        + world.item_bias[i]
+        + np.einsum("ij,ij->i", world.user_factors[u], world.item_factors[i])
+    )
+
+
 # ---------------------------------------------------------------- entities
 
 

@@ -57,12 +57,16 @@ def test_customer_rfm_by_hand_with_a_return_line():
     assert c1["frequency"] == 2  # A1 and A2; the return C3 is not an order placed
     assert c1["monetary"] == pytest.approx(20 + 5 + 10 - 10)
     assert c1["avg_basket"] == pytest.approx((20 + 5 + 10) / 2)
+    assert c1["lines_per_order"] == pytest.approx(3 / 2)  # A1 has two lines, A2 one
+    assert c1["units_per_line"] == pytest.approx((2 + 1 + 1) / 3)  # the return is no purchase
+    assert rfm.loc["c2", "units_per_line"] == pytest.approx(3.0)
     assert c1["first_order_at"] == pd.Timestamp("2024-01-01 09:00")
     assert c1["last_order_at"] == pd.Timestamp("2024-01-06 12:00")
     c3 = rfm.loc["c3"]
     assert c3["frequency"] == 0
     assert c3["monetary"] == pytest.approx(-10.0)
     assert pd.isna(c3["avg_basket"])
+    assert pd.isna(c3["lines_per_order"]) and pd.isna(c3["units_per_line"])
 
 
 def test_customer_rfm_counts_and_excludes_guest_lines():

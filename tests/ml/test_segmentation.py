@@ -90,3 +90,71 @@ def test_bad_input_is_refused_clearly():
         seg.train_and_evaluate(make_rfm().drop(columns=["monetary"]), FAST)
     with pytest.raises(ValueError, match="too few"):
         seg.train_and_evaluate(make_rfm(n_per=3), FAST)
+
+
+def test_basket_shape_separates_customers_that_rfm_cannot():
+    """Two groups with the same recency, orders and spend: one buys many single items, the
+    other a few bulk lines. Only the basket columns tell them apart."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for name, lines, units in (("many_items", 6.0, 1.0), ("bulk", 1.2, 5.0)):
+        for _ in range(150):
+            rows.append(
+                {
+                    "recency_days": 10 * np.exp(rng.normal(0, 0.3)),
+                    "frequency": max(1, round(8 * np.exp(rng.normal(0, 0.3)))),
+                    "monetary": 900 * np.exp(rng.normal(0, 0.3)),
+                    "lines_per_order": lines * np.exp(rng.normal(0, 0.1)),
+                    "units_per_line": units * np.exp(rng.normal(0, 0.1)),
+                    "true_segment": name,
+                }
+            )
+    rfm = pd.DataFrame(rows)
+    cfg = seg.SegmentationConfig(k_min=2, k_max=4, n_bootstrap=3, n_init=3)
+    model, m = seg.train_and_evaluate(rfm, cfg)
+    assert model.features == seg.RFM_COLUMNS + seg.BASKET_COLUMNS
+    assert m["ari_true_segments"] > 0.95
+    _, without = seg.train_and_evaluate(
+        rfm,
+        seg.SegmentationConfig(
+            k_min=2, k_max=4, n_bootstrap=3, n_init=3, use_basket_features=False
+        ),
+    )
+    assert without["ari_true_segments"] < 0.2
+
+
+def test_category_shares_weigh_as_one_feature_together():
+    w = seg.feature_weights(("recency_days", "share_a", "share_b", "share_c", "share_d"))
+    assert w.tolist() == pytest.approx([1.0, 0.5, 0.5, 0.5, 0.5])
+    assert np.sum(w[1:] ** 2) == pytest.approx(1.0)  # the block's total variance is one feature's
+
+
+@pytest.mark.parametrize(("days", "min_ari"), [(28, 0.6), (90, 0.9)])
+def test_recovers_the_synthetic_sources_segments(days, min_ari):
+    """End to end on the platform's own generator: orders -> customer_rfm -> segments."""
+    from datetime import date, timedelta
+
+    from data_platform.ml.features import customer_rfm
+    from data_platform.sources import synthetic
+
+    end = date(2026, 12, 1)
+    orders = synthetic.generate_range("orders", end - timedelta(days=days), end)
+    rfm = customer_rfm(orders, products=synthetic.generate("products"))
+    truth = synthetic.generate("customers")[["customer_id", "true_segment"]]
+    rfm = rfm.merge(truth, on="customer_id", how="left")
+    model, m = seg.train_and_evaluate(rfm, seg.SegmentationConfig(n_bootstrap=3, n_init=3))
+    assert set(seg.BASKET_COLUMNS) <= set(model.features)
+    assert m["ari_true_segments"] >= min_ari
+    assert m["k"] >= 3 and m["smallest_segment_share"] >= 0.02
+
+
+def test_online_retail_segments_are_stable_and_actionable(real_data_dir):
+    """The real-data targets: bootstrap stability >= 0.9, smallest segment >= 2%."""
+    from data_platform.ml.bench import online_retail_rfm
+
+    rfm = online_retail_rfm(str(real_data_dir / "online_retail"))
+    model, m = seg.train_and_evaluate(rfm, seg.SegmentationConfig(n_bootstrap=10))
+    assert set(seg.BASKET_COLUMNS) <= set(model.features)
+    assert m["n_customers"] > 4000
+    assert m["stability"] >= 0.9
+    assert m["smallest_segment_share"] >= 0.02
