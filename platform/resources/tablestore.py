@@ -27,8 +27,9 @@ What it promises:
 from __future__ import annotations
 
 import hashlib
-import io
+import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -297,21 +298,13 @@ def _arrow_to_series(column: pa.ChunkedArray, kind: str) -> pd.Series:
     return pd.Series(column.to_numpy())
 
 
-def decode_csv(data, specs: Sequence[ColumnSpec], encoding: str = "utf8") -> pd.DataFrame:
-    """Parse PostgreSQL ``COPY ... TO STDOUT (FORMAT csv)`` output into typed columns.
-
-    PostgreSQL writes NULL as an unquoted empty field and an empty string as ``""``; Arrow's
-    reader tells the two apart (``quoted_strings_can_be_null=False``).
-    """
-    names = [s.name for s in specs]
-    if len(data) == 0:
-        return pd.DataFrame({n: pd.Series([], dtype=object) for n in names}, columns=names)
+def _csv_options(specs: Sequence[ColumnSpec], encoding: str) -> dict:
     keys = [str(i) for i in range(len(specs))]
-    table = pacsv.read_csv(
-        pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=keys, encoding=encoding),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
+    return {
+        "read_options": pacsv.ReadOptions(column_names=keys, encoding=encoding),
+        # A single NULL column is an empty line: it is a row, not a blank to skip.
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+        "convert_options": pacsv.ConvertOptions(
             column_types={k: _ARROW_TYPES[s.kind] for k, s in zip(keys, specs, strict=True)},
             null_values=[""],
             strings_can_be_null=True,
@@ -319,12 +312,74 @@ def decode_csv(data, specs: Sequence[ColumnSpec], encoding: str = "utf8") -> pd.
             true_values=["t"],
             false_values=["f"],
         ),
-    )
+    }
+
+
+def _empty_frame(specs: Sequence[ColumnSpec]) -> pd.DataFrame:
+    names = [s.name for s in specs]
+    return pd.DataFrame({n: pd.Series([], dtype=object) for n in names}, columns=names)
+
+
+def _arrow_to_frame(table: pa.Table, specs: Sequence[ColumnSpec]) -> pd.DataFrame:
     return pd.DataFrame(
-        {s.name: _arrow_to_series(table.column(k), s.kind) for k, s in zip(keys, specs, strict=True)},
-        columns=names,
+        {s.name: _arrow_to_series(table.column(i), s.kind) for i, s in enumerate(specs)},
+        columns=[s.name for s in specs],
         copy=False,
     )
+
+
+def decode_csv(data, specs: Sequence[ColumnSpec], encoding: str = "utf8") -> pd.DataFrame:
+    """Parse PostgreSQL ``COPY ... TO STDOUT (FORMAT csv)`` output (bytes, or a binary stream
+    parsed block by block as it arrives) into typed columns.
+
+    PostgreSQL writes NULL as an unquoted empty field and an empty string as ``""``; Arrow's
+    reader tells the two apart (``quoted_strings_can_be_null=False``).
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if len(data) == 0:
+            return _empty_frame(specs)
+        return _arrow_to_frame(pacsv.read_csv(pa.py_buffer(data), **_csv_options(specs, encoding)), specs)
+    if not data.peek(1):
+        return _empty_frame(specs)
+    return _arrow_to_frame(pacsv.open_csv(data, **_csv_options(specs, encoding)).read_all(), specs)
+
+
+def _copy_to_frame(cursor, statement: str, specs: Sequence[ColumnSpec], encoding: str) -> pd.DataFrame:
+    """Run ``COPY ... TO STDOUT`` in a thread that feeds a pipe, and parse what arrives meanwhile:
+    the server, the driver and the (GIL-free) parser work at the same time."""
+    read_fd, write_fd = os.pipe()
+    source = os.fdopen(read_fd, "rb", buffering=COPY_READ_SIZE)
+    sink = os.fdopen(write_fd, "wb", buffering=COPY_READ_SIZE)
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            cursor.copy_expert(statement, sink)
+        except BaseException as error:  # re-raised in the calling thread
+            failure.append(error)
+        finally:
+            try:
+                sink.close()
+            except OSError:
+                pass  # the reader is gone; its own error is the one to report
+
+    producer = threading.Thread(target=produce, name="dp-copy-out", daemon=True)
+    producer.start()
+    try:
+        frame = decode_csv(source, specs, encoding)
+    except BaseException:
+        source.close()  # unblocks a producer waiting on a full pipe
+        producer.join()
+        # A failed COPY ends the stream early, so the parser fails too: report the cause. A
+        # broken pipe is only the producer noticing that the parser gave up.
+        if failure and not isinstance(failure[0], BrokenPipeError):
+            raise failure[0] from None
+        raise
+    source.close()
+    producer.join()
+    if failure:
+        raise failure[0]
+    return frame
 
 
 def _python_encoding(dbapi_connection) -> str:
@@ -673,12 +728,11 @@ class TableStore:
             cursor.execute("SET LOCAL extra_float_digits TO 1")
             # mogrify is the driver's own parameter binding (what execute does), applied to the
             # SELECT that COPY wraps, because COPY itself takes no parameters.
-            select_sql = cursor.mogrify(compiled.string, compiled.params).decode(_python_encoding(dbapi))
-            buffer = io.BytesIO()
-            cursor.copy_expert(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)", buffer)
+            encoding = _python_encoding(dbapi)
+            select_sql = cursor.mogrify(compiled.string, compiled.params).decode(encoding)
+            return _copy_to_frame(cursor, f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)", chosen, encoding)
         finally:
             cursor.close()
-        return decode_csv(buffer.getbuffer(), chosen, encoding=_python_encoding(dbapi))
 
     # -- inspection and maintenance ---------------------------------------------------------
 
