@@ -209,24 +209,34 @@ def encode_csv(df: pd.DataFrame, specs: Sequence[ColumnSpec], partition: str | N
     return sink.getvalue().to_pybytes()
 
 
+def _with_nones(values: list, missing: np.ndarray | None) -> list:
+    if missing is not None:
+        for position in np.flatnonzero(missing).tolist():
+            values[position] = None
+    return values
+
+
+def _python_values(series: pd.Series, kind: str) -> list:
+    """Plain Python values (None for missing) that sqlite3 binds without per-value adapters."""
+    missing = series.isna().to_numpy() if series.hasnans else None
+    if kind == "text":
+        return series.to_numpy(dtype=object, na_value=None).tolist()
+    if kind == "int":
+        return _with_nones(series.to_numpy(dtype="int64", na_value=0).tolist(), missing)
+    if kind == "float":
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        nan = np.isnan(values)  # NaN is stored as NULL, as on PostgreSQL
+        return _with_nones(values.tolist(), nan if nan.any() else None)
+    if kind == "bool":
+        return _with_nones(series.to_numpy(dtype=bool, na_value=False).tolist(), missing)
+    # SQLAlchemy's own storage format for SQLite DATETIME, which its reader parses.
+    stamps = pa.array(_naive_utc(series).astype("datetime64[us]").to_numpy(), type=pa.timestamp("us"),
+                      from_pandas=True)
+    return stamps.cast(pa.string()).to_pylist()  # "YYYY-MM-DD HH:MM:SS.ffffff"
+
+
 def _python_rows(df: pd.DataFrame, specs: Sequence[ColumnSpec], partition: str | None) -> list[tuple]:
-    columns = []
-    for spec in specs:
-        series = df[spec.name]
-        if spec.kind == "datetime":
-            naive = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
-            values = [None if pd.isna(v) else v.to_pydatetime() for v in naive.astype(object)]
-        elif spec.kind == "float":
-            arr = series.to_numpy(dtype="float64", na_value=np.nan)
-            values = [None if np.isnan(v) else float(v) for v in arr]
-        else:
-            values = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
-                      for v in series.astype(object).tolist()]
-            if spec.kind == "int":
-                values = [None if v is None else int(v) for v in values]
-            elif spec.kind == "bool":
-                values = [None if v is None else bool(v) for v in values]
-        columns.append(values)
+    columns = [_python_values(df[spec.name], spec.kind) for spec in specs]
     if partition is not None:
         columns.append([partition] * len(df))
     return list(zip(*columns, strict=True))
