@@ -175,12 +175,26 @@ def _apply_duplicate_rules(schema: EntitySchema, df: pd.DataFrame, rows: _Verdic
     if schema.name == "ratings":
         # A user re-rating an item replaces the old rating: keep the latest, and of equal
         # timestamps the one delivered last.
-        ordered = subset.assign(_pos=candidates).sort_values("rated_at", kind="stable")
-        older = ordered.duplicated(subset=key, keep="last").to_numpy()
-        rows.assign(_scatter(len(df), ordered["_pos"].to_numpy()[older]), "superseded", key_label)
+        # Sort positions, not the frame, and compare one integer per row instead of the key's
+        # strings. NaT sorts last in numpy as in pandas.
+        order = np.argsort(subset["rated_at"].to_numpy(), kind="stable")
+        older = pd.Series(_key_codes(subset, key)[order]).duplicated(keep="last").to_numpy()
+        rows.assign(_scatter(len(df), candidates[order[older]]), "superseded", key_label)
     else:
         collided = _duplicated(subset, key)
         rows.assign(_scatter(len(df), candidates[collided]), "duplicate_key", key_label)
+
+
+def _key_codes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One int64 per row, equal exactly when the rows' values in `columns` are equal."""
+    combined = np.zeros(len(df), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(df[col], use_na_sentinel=False)
+        combined = combined * (len(uniques) + 1) + codes
+        if len(columns) > 1:
+            # Re-number so that the product of the cardinalities never overflows.
+            combined = pd.factorize(combined)[0].astype(np.int64)
+    return combined
 
 
 def _duplicated(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
