@@ -32,7 +32,11 @@ def _peak_rss_mb() -> float:
 
 
 def _synthetic_rows(entity: str, rows: int, seed: int = 0):
-    """About `rows` rows of one entity, generated day by day at a scale that keeps days realistic."""
+    """About `rows` rows of one entity, generated day by day at a scale that keeps days realistic.
+
+    The population (customers, products) grows with the scale, so that a larger size is more of
+    the same marketplace rather than the same 2,000 customers re-rating the same 300 products.
+    """
     import pandas as pd
     from data_platform.sources import synthetic
 
@@ -42,7 +46,8 @@ def _synthetic_rows(entity: str, rows: int, seed: int = 0):
     frames, start = [], date(2025, 3, 3)
     for offset in range(days):
         frames.append(
-            synthetic.generate(entity, start + timedelta(days=offset), seed=seed, scale=scale, incidents=False)
+            synthetic.generate(entity, start + timedelta(days=offset), seed=seed, scale=scale,
+                               incidents=False, population=max(1.0, scale))
         )
     return pd.concat(frames, ignore_index=True)
 
