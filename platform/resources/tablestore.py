@@ -720,7 +720,13 @@ class TableStore:
                 if where is not None:
                     query = query.where(where)
                 rows = conn.execute(query).all()
-                raw = pd.DataFrame(rows, columns=[s.name for s in chosen], dtype=object)
+                # Column by column from plain tuples: pandas probing each SQLAlchemy Row for
+                # attributes cost more than the query itself.
+                values = list(zip(*rows, strict=True)) if rows else [()] * len(chosen)
+                raw = pd.DataFrame(
+                    {s.name: pd.Series(list(v), dtype=object) for s, v in zip(chosen, values, strict=True)},
+                    columns=[s.name for s in chosen],
+                )
         # copy=False keeps one block per column instead of copying same-dtype columns together.
         return pd.DataFrame({s.name: restore_column(raw[s.name], s.dtype) for s in chosen},
                             columns=[s.name for s in chosen], copy=False)
