@@ -204,8 +204,13 @@ def _duplicated(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     compared exactly, which keeps a hash collision from ever removing a valid row.
     """
     hashes = pd.util.hash_pandas_object(df[columns], index=False).to_numpy()
-    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    # Hashes seen more than once, by a sort (sequential, unlike a hash table of millions of rows).
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     result = np.zeros(len(df), dtype=bool)
+    if not len(repeated):
+        return result
+    candidates = repeated[np.searchsorted(repeated, hashes).clip(max=len(repeated) - 1)] == hashes
     if candidates.any():
         result[candidates] = df.loc[candidates, columns].duplicated(keep="first").to_numpy()
     return result
@@ -298,7 +303,15 @@ def _to_timestamp(series: pd.Series, text: pd.Series) -> pd.Series:
 
 
 def _strip_blank(text: pd.Series) -> pd.Series:
-    """Trim whitespace; blank becomes missing. Works on the distinct values: ids repeat a lot."""
+    """Trim whitespace; blank becomes missing.
+
+    Arrow-backed strings are trimmed in one sequential pass; Python strings work on the distinct
+    values (ids repeat a lot), because a per-value Python call costs more than hashing.
+    """
+    if isinstance(text.array, pd.arrays.ArrowStringArray):
+        fixed = text.str.strip()
+        fixed = fixed.mask(fixed == "")
+        return text if fixed.equals(text) else fixed.astype(STRING)
     codes, uniques = pd.factorize(text)
     uniques = pd.Series(uniques, dtype=STRING)
     fixed = uniques.str.strip()

@@ -413,3 +413,21 @@ def test_real_online_retail_day(real_data_dir):
     assert df["customer_id"].isna().any()  # guest lines kept
     assert not df["customer_id"].dropna().str.endswith(".0").any()
     assert result.counts.get("duplicate", 0) > 0  # the source repeats lines
+
+
+def test_duplicated_helper_matches_pandas_on_many_repeats():
+    from data_platform.quality.cleaning import _duplicated
+
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "a": pd.Series([f"k{i}" for i in rng.integers(0, 60, 3_000)], dtype="str"),
+            "b": rng.integers(0, 20, 3_000),
+            "c": rng.random(3_000),  # distinct: duplicates only on the subset ["a", "b"]
+        }
+    )
+    expected = frame.duplicated(["a", "b"], keep="first").to_numpy()
+    assert expected.sum() > 1_000
+    np.testing.assert_array_equal(_duplicated(frame, ["a", "b"]), expected)
+    assert not _duplicated(frame, ["a", "b", "c"]).any()
+    assert not _duplicated(frame.iloc[:0], ["a", "b"]).any()
