@@ -166,12 +166,11 @@ def _apply_duplicate_rules(schema: EntitySchema, df: pd.DataFrame, rows: _Verdic
     candidates = np.flatnonzero(rows.open)
     if not len(candidates):
         return
-    subset = df.iloc[candidates]
-    exact = _duplicated(subset, dedup)
+    exact = _duplicated(_rows_at(df, candidates), dedup)
     rows.assign(_scatter(len(df), candidates[exact]), "duplicate", key_label)
 
     candidates = candidates[~exact]
-    subset = df.iloc[candidates]
+    subset = _rows_at(df, candidates)
     if schema.name == "ratings":
         # A user re-rating an item replaces the old rating: keep the latest, and of equal
         # timestamps the one delivered last.
@@ -183,6 +182,11 @@ def _apply_duplicate_rules(schema: EntitySchema, df: pd.DataFrame, rows: _Verdic
     else:
         collided = _duplicated(subset, key)
         rows.assign(_scatter(len(df), candidates[collided]), "duplicate_key", key_label)
+
+
+def _rows_at(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    # Usually every row is still open: skip copying the whole frame then.
+    return df if len(positions) == len(df) else df.iloc[positions]
 
 
 def _key_codes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
