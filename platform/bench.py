@@ -32,7 +32,14 @@ def _peak_rss_mb() -> float:
 
 
 def _synthetic_rows(entity: str, rows: int, seed: int = 0):
-    """About `rows` rows of one entity, generated day by day at a scale that keeps days realistic."""
+    """About `rows` rows of one entity, generated day by day at a scale that keeps days realistic.
+
+    The population (customers, products) grows with the scale (a tenth of it, at least the
+    reference world), so that a larger size is more of the same marketplace rather than the same
+    2,000 customers re-rating the same 300 products, while the models (whose cost grows with the
+    number of users and items, not rows) stay trainable: 6,600 customers × 1,000 products at
+    1M rows, 66,000 × 10,000 at 10M.
+    """
     import pandas as pd
     from data_platform.sources import synthetic
 
@@ -42,7 +49,8 @@ def _synthetic_rows(entity: str, rows: int, seed: int = 0):
     frames, start = [], date(2025, 3, 3)
     for offset in range(days):
         frames.append(
-            synthetic.generate(entity, start + timedelta(days=offset), seed=seed, scale=scale, incidents=False)
+            synthetic.generate(entity, start + timedelta(days=offset), seed=seed, scale=scale,
+                               incidents=False, population=max(1.0, scale / 10))
         )
     return pd.concat(frames, ignore_index=True)
 

@@ -72,18 +72,22 @@ def customer_rfm(
             "ordered_at": ordered_at[known].to_numpy(),
             "value": value,
             "purchase_value": purchase_value,
-            "purchase_order": np.where(purchase, order_code, np.nan),
             "purchase_line": purchase.astype(np.int64),
             "purchase_units": np.where(purchase, quantity, 0.0),
         }
     )
     grouped = lines.groupby("customer", sort=True)
+    # Distinct purchase orders per customer: one int64 per (customer, order) pair, the first of
+    # each pair counted; a hash pass and a bincount instead of a grouped nunique.
+    buyer = customer_code[purchase].astype(np.int64)
+    pair = buyer * (int(order_code.max(initial=0)) + 1) + order_code[purchase]
+    first_of_pair = ~pd.Series(pair).duplicated().to_numpy()
     out = pd.DataFrame(
         {
             "customer_id": pd.array(customers, dtype="string"),
             "first_order_at": grouped["ordered_at"].min().to_numpy(),
             "last_order_at": grouped["ordered_at"].max().to_numpy(),
-            "frequency": grouped["purchase_order"].nunique().to_numpy(),
+            "frequency": np.bincount(buyer[first_of_pair], minlength=len(customers)),
             "monetary": grouped["value"].sum().to_numpy(),
         }
     )

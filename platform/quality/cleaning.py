@@ -166,21 +166,39 @@ def _apply_duplicate_rules(schema: EntitySchema, df: pd.DataFrame, rows: _Verdic
     candidates = np.flatnonzero(rows.open)
     if not len(candidates):
         return
-    subset = df.iloc[candidates]
-    exact = _duplicated(subset, dedup)
+    exact = _duplicated(_rows_at(df, candidates), dedup)
     rows.assign(_scatter(len(df), candidates[exact]), "duplicate", key_label)
 
     candidates = candidates[~exact]
-    subset = df.iloc[candidates]
+    subset = _rows_at(df, candidates)
     if schema.name == "ratings":
         # A user re-rating an item replaces the old rating: keep the latest, and of equal
         # timestamps the one delivered last.
-        ordered = subset.assign(_pos=candidates).sort_values("rated_at", kind="stable")
-        older = ordered.duplicated(subset=key, keep="last").to_numpy()
-        rows.assign(_scatter(len(df), ordered["_pos"].to_numpy()[older]), "superseded", key_label)
+        # Sort positions, not the frame, and compare one integer per row instead of the key's
+        # strings. NaT sorts last in numpy as in pandas.
+        order = np.argsort(subset["rated_at"].to_numpy(), kind="stable")
+        older = pd.Series(_key_codes(subset, key)[order]).duplicated(keep="last").to_numpy()
+        rows.assign(_scatter(len(df), candidates[order[older]]), "superseded", key_label)
     else:
         collided = _duplicated(subset, key)
         rows.assign(_scatter(len(df), candidates[collided]), "duplicate_key", key_label)
+
+
+def _rows_at(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    # Usually every row is still open: skip copying the whole frame then.
+    return df if len(positions) == len(df) else df.iloc[positions]
+
+
+def _key_codes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One int64 per row, equal exactly when the rows' values in `columns` are equal."""
+    combined = np.zeros(len(df), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(df[col], use_na_sentinel=False)
+        combined = combined * (len(uniques) + 1) + codes
+        if len(columns) > 1:
+            # Re-number so that the product of the cardinalities never overflows.
+            combined = pd.factorize(combined)[0].astype(np.int64)
+    return combined
 
 
 def _duplicated(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -190,8 +208,13 @@ def _duplicated(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     compared exactly, which keeps a hash collision from ever removing a valid row.
     """
     hashes = pd.util.hash_pandas_object(df[columns], index=False).to_numpy()
-    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    # Hashes seen more than once, by a sort (sequential, unlike a hash table of millions of rows).
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     result = np.zeros(len(df), dtype=bool)
+    if not len(repeated):
+        return result
+    candidates = repeated[np.searchsorted(repeated, hashes).clip(max=len(repeated) - 1)] == hashes
     if candidates.any():
         result[candidates] = df.loc[candidates, columns].duplicated(keep="first").to_numpy()
     return result
@@ -284,7 +307,15 @@ def _to_timestamp(series: pd.Series, text: pd.Series) -> pd.Series:
 
 
 def _strip_blank(text: pd.Series) -> pd.Series:
-    """Trim whitespace; blank becomes missing. Works on the distinct values: ids repeat a lot."""
+    """Trim whitespace; blank becomes missing.
+
+    Arrow-backed strings are trimmed in one sequential pass; Python strings work on the distinct
+    values (ids repeat a lot), because a per-value Python call costs more than hashing.
+    """
+    if isinstance(text.array, pd.arrays.ArrowStringArray):
+        fixed = text.str.strip()
+        fixed = fixed.mask(fixed == "")
+        return text if fixed.equals(text) else fixed.astype(STRING)
     codes, uniques = pd.factorize(text)
     uniques = pd.Series(uniques, dtype=STRING)
     fixed = uniques.str.strip()

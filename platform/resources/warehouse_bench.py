@@ -89,7 +89,7 @@ def _raw_copy(url: str, source_table: str, frame: pd.DataFrame) -> dict:
         try:
             cursor = dbapi.cursor()
             started = time.perf_counter()
-            cursor.copy_expert(f'COPY "{raw_table}" FROM STDIN WITH (FORMAT csv)', io.StringIO(text))
+            cursor.copy_expert(f'COPY "{raw_table}" FROM STDIN WITH (FORMAT csv)', io.BytesIO(text))
             dbapi.commit()
             write_s = time.perf_counter() - started
             buffer = io.StringIO()

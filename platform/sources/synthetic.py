@@ -218,38 +218,41 @@ class _World:
 
 
 @lru_cache(maxsize=8)
-def _world(seed: int) -> _World:
+def _world(seed: int, population: float = 1.0) -> _World:
+    # `population` multiplies the numbers of customers and products; 1 is the reference world.
+    n_customers = max(1, round(N_CUSTOMERS * population))
+    n_products = max(1, round(N_PRODUCTS * population))
     rng = _rng(seed, "world")
-    segment = rng.choice(len(SEGMENTS), size=N_CUSTOMERS, p=SEGMENT_SHARE)
-    signup_age = rng.integers(1, 730, size=N_CUSTOMERS)
+    segment = rng.choice(len(SEGMENTS), size=n_customers, p=SEGMENT_SHARE)
+    signup_age = rng.integers(1, 730, size=n_customers)
     signup = pd.Timestamp(REFERENCE_DAY) - pd.to_timedelta(signup_age, unit="D")
-    signup = signup + pd.to_timedelta(rng.integers(0, 86_400, size=N_CUSTOMERS), unit="s")
-    country = rng.choice(len(COUNTRIES), size=N_CUSTOMERS, p=COUNTRY_SHARE)
+    signup = signup + pd.to_timedelta(rng.integers(0, 86_400, size=n_customers), unit="s")
+    country = rng.choice(len(COUNTRIES), size=n_customers, p=COUNTRY_SHARE)
     customers = pd.DataFrame(
         {
-            "customer_id": pd.array([f"C{i:05d}" for i in range(N_CUSTOMERS)], dtype="string"),
+            "customer_id": pd.array([f"C{i:05d}" for i in range(n_customers)], dtype="string"),
             "signup_date": pd.Series(signup, dtype="datetime64[ns]"),
             "country": pd.array(np.array(COUNTRIES, dtype=object)[country], dtype="string"),
             "true_segment": pd.array(np.array(SEGMENTS, dtype=object)[segment], dtype="string"),
         }
     )
-    category = rng.integers(0, len(CATEGORIES), size=N_PRODUCTS)
-    price = np.round(CATEGORY_PRICE[category] * rng.lognormal(0.0, 0.5, size=N_PRODUCTS), 2)
-    adjective = rng.integers(0, len(ADJECTIVES), size=N_PRODUCTS)
-    noun = rng.integers(0, 4, size=N_PRODUCTS)
+    category = rng.integers(0, len(CATEGORIES), size=n_products)
+    price = np.round(CATEGORY_PRICE[category] * rng.lognormal(0.0, 0.5, size=n_products), 2)
+    adjective = rng.integers(0, len(ADJECTIVES), size=n_products)
+    noun = rng.integers(0, 4, size=n_products)
     descriptions = [
         f"{ADJECTIVES[a]} {NOUNS[CATEGORIES[c]][n]}"
         for a, c, n in zip(adjective, category, noun, strict=True)
     ]
     products = pd.DataFrame(
         {
-            "product_id": pd.array([f"P{i:04d}" for i in range(N_PRODUCTS)], dtype="string"),
+            "product_id": pd.array([f"P{i:04d}" for i in range(n_products)], dtype="string"),
             "category": pd.array(np.array(CATEGORIES, dtype=object)[category], dtype="string"),
             "price": pd.array(price, dtype="Float64"),
             "description": pd.array(descriptions, dtype="string"),
         }
     )
-    popularity = rng.zipf(1.6, size=N_PRODUCTS).astype(float).clip(max=50.0)
+    popularity = rng.zipf(1.6, size=n_products).astype(float).clip(max=50.0)
     return _World(
         customers=customers,
         products=products,
@@ -258,10 +261,10 @@ def _world(seed: int) -> _World:
         popularity=popularity / popularity.sum(),
         price=price,
         category=category,
-        user_bias=rng.normal(0.0, 0.3, size=N_CUSTOMERS),
-        item_bias=rng.normal(0.0, 0.4, size=N_PRODUCTS),
-        user_factors=rng.normal(0.0, 0.35, size=(N_CUSTOMERS, FACTOR_DIM)),
-        item_factors=rng.normal(0.0, 0.35, size=(N_PRODUCTS, FACTOR_DIM)),
+        user_bias=rng.normal(0.0, 0.3, size=n_customers),
+        item_bias=rng.normal(0.0, 0.4, size=n_products),
+        user_factors=rng.normal(0.0, 0.35, size=(n_customers, FACTOR_DIM)),
+        item_factors=rng.normal(0.0, 0.35, size=(n_products, FACTOR_DIM)),
     )
 
 
@@ -335,14 +338,14 @@ def _orders(world: _World, day: date, scale: float, rng) -> pd.DataFrame:
     weights = _customer_weights(world, day)
     mean_lines = float(weights @ SEGMENT_LINES[world.segment])
     n_orders = _volume(ORDER_LINES_PER_DAY / mean_lines, day, scale, rng)
-    buyer = rng.choice(N_CUSTOMERS, size=n_orders, p=weights)
+    buyer = rng.choice(len(world.segment), size=n_orders, p=weights)
     seg = world.segment[buyer]
     lines = 1 + rng.poisson(SEGMENT_LINES[seg] - 1.0)
     n = int(lines.sum())
     order_index = np.repeat(np.arange(n_orders), lines)
     starts = np.cumsum(lines) - lines
     line_no = np.arange(n) - np.repeat(starts, lines) + 1
-    product = rng.choice(N_PRODUCTS, size=n, p=world.popularity)
+    product = rng.choice(len(world.price), size=n, p=world.popularity)
     line_seg = seg[order_index]
     quantity = 1 + rng.poisson(SEGMENT_UNITS[line_seg] - 1.0)
     unit_price = np.round(world.price[product] * rng.lognormal(0.0, 0.05, size=n), 2)
@@ -365,8 +368,8 @@ def _orders(world: _World, day: date, scale: float, rng) -> pd.DataFrame:
 
 def _ratings(world: _World, day: date, scale: float, rng) -> pd.DataFrame:
     n = _volume(RATINGS_PER_DAY, day, scale, rng)
-    users = rng.choice(N_CUSTOMERS, size=n, p=_customer_weights(world, day))
-    items = rng.choice(N_PRODUCTS, size=n, p=world.popularity)
+    users = rng.choice(len(world.segment), size=n, p=_customer_weights(world, day))
+    items = rng.choice(len(world.price), size=n, p=world.popularity)
     return pd.DataFrame(
         {
             "user_id": world.customers["customer_id"].array.take(users),
@@ -404,8 +407,8 @@ def _review_texts(labels: np.ndarray, categories: np.ndarray, rng) -> list[str]:
 
 def _reviews(world: _World, day: date, scale: float, rng) -> pd.DataFrame:
     n = _volume(REVIEWS_PER_DAY, day, scale, rng)
-    users = rng.choice(N_CUSTOMERS, size=n, p=_customer_weights(world, day))
-    items = rng.choice(N_PRODUCTS, size=n, p=world.popularity)
+    users = rng.choice(len(world.segment), size=n, p=_customer_weights(world, day))
+    items = rng.choice(len(world.price), size=n, p=world.popularity)
     rating = _true_rating(world, users, items, rng)
     label = (rating >= 3.5).astype(np.int64)
     flip = rng.random(n) < REVIEW_LABEL_NOISE
@@ -489,15 +492,21 @@ def generate(
     seed: int = 0,
     scale: float = 1.0,
     incidents: bool = True,
+    population: float = 1.0,
 ) -> pd.DataFrame:
     """One day of an event entity, or the whole dimension table (`day` ignored), canonical schema.
 
     With `incidents=True` the day's incident (see the module docstring) is applied when it
     concerns `entity`; a schema-drift day returns the drifted, non-canonical frame.
+    `population` multiplies the numbers of customers and products (1, the default, is the
+    reference world); benchmarks grow it with `scale` so that large volumes are not mostly
+    repeats of the same customer × product pairs.
     """
     if entity not in SCHEMAS:
         raise ValueError(f"unknown entity {entity!r}; expected one of {list(SCHEMAS)}")
-    world = _world(int(seed))
+    if not population > 0:
+        raise ValueError(f"population must be > 0, got {population}")
+    world = _world(int(seed), float(population))
     if entity in DIMENSION_ENTITIES:
         return (world.customers if entity == "customers" else world.products).copy()
     if day is None:

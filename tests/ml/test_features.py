@@ -181,3 +181,34 @@ def test_features_of_empty_frames_are_empty_with_columns():
     assert features.user_features(SCHEMAS["ratings"].empty()).empty
     assert features.item_features(SCHEMAS["ratings"].empty()).empty
     assert features.review_text_features(SCHEMAS["reviews"].empty()).empty
+
+
+def test_rfm_frequency_and_sums_match_a_grouped_reference_on_random_orders():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = 4_000
+    # Few orders, so that orders repeat lines, span customers and mix purchases with returns.
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"A{i}" for i in rng.integers(0, 700, n)],
+            "line_no": rng.integers(1, 5, n),
+            "customer_id": [None if k == 0 else f"c{k}" for k in rng.integers(0, 90, n)],
+            "product_id": "p1",
+            "ordered_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 10**6, n), unit="s"),
+            "quantity": rng.integers(-2, 5, n),
+            "unit_price": np.where(rng.random(n) < 0.05, np.nan, rng.uniform(0, 20, n)),
+            "country": "UK",
+        }
+    )
+    frame = SCHEMAS["orders"].conform(frame)
+    rfm = features.customer_rfm(frame).set_index("customer_id")
+    known = frame[frame["customer_id"].notna()]
+    value = (known["quantity"].astype(float) * known["unit_price"].astype(float))
+    purchases = known[value > 0]
+    expected_frequency = purchases.groupby("customer_id")["order_id"].nunique()
+    expected_frequency = expected_frequency.reindex(rfm.index, fill_value=0)
+    assert rfm["frequency"].astype(int).tolist() == expected_frequency.astype(int).tolist()
+    expected_monetary = value.groupby(known["customer_id"]).sum().reindex(rfm.index)
+    np.testing.assert_allclose(rfm["monetary"].astype(float), expected_monetary.astype(float), rtol=1e-12)
+    assert (rfm["frequency"] > 0).sum() > 50

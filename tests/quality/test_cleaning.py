@@ -130,6 +130,32 @@ def test_ratings_keep_the_latest_rating_and_supersede_older_ones():
     assert sorted(result.quarantine["rating"]) == ["1", "3"]
 
 
+def test_superseded_ratings_match_a_sort_of_the_whole_frame_on_many_repeats_and_ties():
+    # Reference: the plain pandas formulation (stable sort by time, keep the last of each key).
+    rng = np.random.default_rng(7)
+    n = 5_000
+    raw = pd.DataFrame(
+        {
+            "user_id": pd.Series([f"u{i}" for i in rng.integers(0, 40, n)], dtype="str"),
+            "item_id": pd.Series([f"i{i}" for i in rng.integers(0, 25, n)], dtype="str"),
+            "rating": rng.uniform(0.5, 5.0, n),  # no two rows exactly equal: no "duplicate"
+            # Few distinct timestamps: many ties, where the row delivered last must win.
+            "rated_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 30, n), unit="D"),
+        }
+    )
+    result = clean("ratings", raw)
+    assert_reconciled(result, raw)
+    ordered = raw.assign(_pos=np.arange(n)).sort_values("rated_at", kind="stable")
+    kept = np.sort(ordered.loc[~ordered.duplicated(["user_id", "item_id"], keep="last"), "_pos"].to_numpy())
+    expected = raw.iloc[kept].reset_index(drop=True)
+    assert result.counts == {"superseded": n - len(kept)}
+    pd.testing.assert_frame_equal(
+        result.clean[["user_id", "item_id", "rating", "rated_at"]].astype({"user_id": object, "item_id": object}),
+        SCHEMAS["ratings"].conform(expected).astype({"user_id": object, "item_id": object}),
+        check_dtype=False,
+    )
+
+
 def test_rating_range_is_inclusive():
     raw = pd.DataFrame(
         {
@@ -387,3 +413,21 @@ def test_real_online_retail_day(real_data_dir):
     assert df["customer_id"].isna().any()  # guest lines kept
     assert not df["customer_id"].dropna().str.endswith(".0").any()
     assert result.counts.get("duplicate", 0) > 0  # the source repeats lines
+
+
+def test_duplicated_helper_matches_pandas_on_many_repeats():
+    from data_platform.quality.cleaning import _duplicated
+
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "a": pd.Series([f"k{i}" for i in rng.integers(0, 60, 3_000)], dtype="str"),
+            "b": rng.integers(0, 20, 3_000),
+            "c": rng.random(3_000),  # distinct: duplicates only on the subset ["a", "b"]
+        }
+    )
+    expected = frame.duplicated(["a", "b"], keep="first").to_numpy()
+    assert expected.sum() > 1_000
+    np.testing.assert_array_equal(_duplicated(frame, ["a", "b"]), expected)
+    assert not _duplicated(frame, ["a", "b", "c"]).any()
+    assert not _duplicated(frame.iloc[:0], ["a", "b"]).any()

@@ -54,6 +54,14 @@ def test_dtypes_values_and_missingness_round_trip_exactly(store):
     assert back["nullable_ints"].isna().tolist() == [False, True, False, False]
 
 
+def test_single_column_rows_that_are_all_null_are_kept(store):
+    # In a CSV stream such a row is an empty line, which a CSV reader would skip by default.
+    for name, values in {"t": ["a", None, "", None], "i": [None, 1, None, None]}.items():
+        frame = pd.DataFrame({name: pd.Series(values, dtype="str" if name == "t" else "Int64")})
+        store.write(f"single_{name}", frame)
+        pd.testing.assert_frame_equal(store.read(f"single_{name}"), frame)
+
+
 def test_empty_frame_round_trips_columns_and_dtypes(store):
     empty = awkward_frame().iloc[:0]
     store.write("empty", empty)
@@ -309,3 +317,57 @@ def test_postgres_schema_keeps_tables_apart(postgres_url):
 def test_sqlite_rejects_schemas(sqlite_url):
     with pytest.raises(WarehouseError, match="PostgreSQL only"):
         TableStore(sqlite_url, schema="analytics")
+
+
+def _copy_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "dp-copy-out"]
+
+
+def test_postgres_read_reports_a_failing_copy_and_leaves_no_thread(postgres_url):
+    import psycopg2
+
+    store = TableStore(postgres_url)
+    try:
+        store.write("facts", pd.DataFrame({"id": range(10), "label": "x"}))
+        engine = make_engine(postgres_url)
+        with engine.begin() as conn:  # the table changes behind the manifest's back
+            conn.exec_driver_sql('ALTER TABLE "facts" DROP COLUMN "label"')
+        engine.dispose()
+        with pytest.raises(psycopg2.Error, match="label"):
+            store.read("facts")
+        assert _copy_threads() == []
+        assert store.read("facts", columns=["id"])["id"].tolist() == list(range(10))
+    finally:
+        store.dispose()
+
+
+def test_postgres_parse_error_mid_stream_stops_the_copy_without_hanging(postgres_url):
+    # Far more output than a pipe holds, unparseable as the declared type from the first row:
+    # the parser fails while the COPY is still producing, and the read must end, not wait.
+    spec = tablestore.ColumnSpec("n", "int", "int64")
+    engine = make_engine(postgres_url)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        statement = "COPY (SELECT 'not a number' FROM generate_series(1, 2000000)) TO STDOUT WITH (FORMAT csv)"
+        with pytest.raises(Exception, match="int64"):
+            tablestore._copy_to_frame(cursor, statement, [spec], "utf_8")
+        assert _copy_threads() == []
+    finally:
+        raw.invalidate()
+        engine.dispose()
+
+
+def test_postgres_non_utf8_client_encoding_round_trips_text(postgres_url):
+    url = sa.make_url(postgres_url).update_query_dict({"client_encoding": "latin1"})
+    store = TableStore(url.render_as_string(hide_password=False))
+    try:
+        # One column whose NULL row is an empty line in the CSV stream.
+        frame = pd.DataFrame({"text": pd.Series(["café", "", None, 'naïve "q", ß', None], dtype="str")})
+        store.write("latin", frame, partition="é")
+        pd.testing.assert_frame_equal(store.read("latin", partitions=["é"]), frame)
+        assert store.partitions("latin") == ["é"]
+    finally:
+        store.dispose()

@@ -199,3 +199,23 @@ def test_large_scale_is_vectorized():
     frame = generate("orders", DAY, scale=100, incidents=False)
     assert len(frame) > 30_000
     assert np.all(frame.groupby("order_id")["line_no"].min() == 1)
+
+
+def test_population_grows_the_world_and_defaults_to_the_reference_world():
+    day = date(2025, 6, 2)
+    assert synthetic.generate("ratings", day, population=1.0).equals(synthetic.generate("ratings", day))
+    customers = synthetic.generate("customers", population=4)
+    products = synthetic.generate("products", population=4)
+    assert len(customers) == 4 * synthetic.N_CUSTOMERS and customers["customer_id"].is_unique
+    assert len(products) == 4 * synthetic.N_PRODUCTS and products["product_id"].is_unique
+    ratings = synthetic.generate("ratings", day, scale=40, population=4)
+    assert set(ratings["user_id"]) <= set(customers["customer_id"])
+    assert set(ratings["item_id"]) <= set(products["product_id"])
+    # Customers beyond the reference population take part.
+    assert ratings["user_id"].str.slice(1).astype(int).max() >= synthetic.N_CUSTOMERS
+    # More customers and items: fewer ratings re-rate a pair already rated that day.
+    reference = synthetic.generate("ratings", day, scale=40)
+    key = ["user_id", "item_id"]
+    assert ratings.duplicated(key).mean() < reference.duplicated(key).mean()
+    with pytest.raises(ValueError, match="population"):
+        synthetic.generate("ratings", day, population=0)
