@@ -162,6 +162,10 @@ class AnomalyConfig:
     # Threshold = worst training score + margin x IQR of training scores; 3 keeps joint flags
     # to runs far outside everything seen (at 1, joint flags cost false alerts in the benchmark).
     multivariate_margin: float = 3.0
+    # Score in the robustly whitened space (multivariate.whiten_robustly): sees correlated
+    # metrics breaking their relation. Off by default: with many metrics and few points the
+    # minor components are noise (201 of 500 clean 50-metric runs alerted); docs/anomaly.md.
+    multivariate_whiten: bool = False
     random_state: int = 0
 
     def __post_init__(self) -> None:
@@ -743,7 +747,7 @@ def _multivariate(
     kept = [n for n, keep in zip(names, dense, strict=True) if keep]
     now = np.array([_as_float(current[n]) for n in kept])
     return score_multivariate(block[:, dense], now, kept, margin=cfg.multivariate_margin,
-                              random_state=cfg.random_state)
+                              random_state=cfg.random_state, whiten=cfg.multivariate_whiten)
 
 
 def with_metric(config: AnomalyConfig, name: str, **changes: object) -> AnomalyConfig:

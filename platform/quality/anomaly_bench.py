@@ -23,6 +23,9 @@ import pandas as pd
 from data_platform.quality.anomaly import AnomalyConfig, detect
 
 INCIDENT_KINDS = ("spike", "drop", "zero", "level_shift", "null_spike", "schema_change")
+# Only jointly anomalous: the distinct count leaves its usual ratio to the row count while each
+# stays inside its own band. Opt-in (`joint=True`), so the main table keeps its incident mix.
+JOINT_KINDS = (*INCIDENT_KINDS, "correlation_break")
 # Judged days start here for every detector (baselines need 14 points); incidents start later.
 EVAL_START = 21
 FIRST_INCIDENT = 35
@@ -44,7 +47,9 @@ class GeneratedAsset:
     incidents: list[Incident]
 
 
-def generate_asset(rng: np.random.Generator, days: int) -> GeneratedAsset:
+def generate_asset(
+    rng: np.random.Generator, days: int, kinds: tuple[str, ...] = INCIDENT_KINDS
+) -> GeneratedAsset:
     """One asset's metric history (rows = daily runs) and the incidents injected into it."""
     t = np.arange(days)
     index = pd.date_range("2025-01-06", periods=days, freq="D")
@@ -73,9 +78,11 @@ def generate_asset(rng: np.random.Generator, days: int) -> GeneratedAsset:
 
     incidents: list[Incident] = []
     null_extra = np.zeros(days)
+    # Distinct count moved by this many of its own sigmas (correlation_break), row count kept.
+    distinct_shift = np.zeros(days)
     day = FIRST_INCIDENT + int(rng.integers(0, INCIDENT_GAP))
     while day < days - 4:
-        kind = INCIDENT_KINDS[int(rng.integers(len(INCIDENT_KINDS)))]
+        kind = kinds[int(rng.integers(len(kinds)))]
         k = rng.uniform(6, 12)
         if kind == "spike":
             metric = str(rng.choice(["row_count", "mean/amount", "model_rmse"]))
@@ -100,6 +107,11 @@ def generate_asset(rng: np.random.Generator, days: int) -> GeneratedAsset:
             else:
                 rmse[day:] += abs(shift) * rmse_sd
             incidents.append(Incident(kind, metric, day, day + 2))
+        elif kind == "correlation_break":
+            # 2-3.5 sigma of the distinct count's own noise: inside its univariate band, but
+            # 4-20 sigma off its ratio to the row count (1% noise). Sign random.
+            distinct_shift[day] = rng.uniform(2.0, 3.5) * rng.choice([-1, 1])
+            incidents.append(Incident(kind, "distinct_count/customer_id", day, day))
         elif kind == "null_spike":
             length = int(rng.integers(1, 3))
             null_extra[day : day + length] = rng.uniform(0.05, 0.3)
@@ -112,7 +124,9 @@ def generate_asset(rng: np.random.Generator, days: int) -> GeneratedAsset:
     safe_rows = np.maximum(rows, 1).astype(int)
     nulls = rng.binomial(safe_rows, np.clip(null_p + null_extra, 0, 1)) / safe_rows
     quarantined = rng.binomial(safe_rows, quarantine_p) / safe_rows
-    distinct = np.round(rows * distinct_ratio * (1 + rng.normal(0, 0.01, days)))
+    distinct = rows * distinct_ratio * (1 + rng.normal(0, 0.01, days))
+    distinct_sd = expected_rows * distinct_ratio * np.hypot(cv, 0.01)
+    distinct = np.round(distinct + distinct_shift * distinct_sd)
     empty = rows == 0
     data = pd.DataFrame(
         {
@@ -190,6 +204,10 @@ METHODS: dict[str, AnomalyConfig | None] = {
     "IsolationForest alone": AnomalyConfig(univariate=False, multivariate_alerts="iforest"),
     "LOF alone": AnomalyConfig(univariate=False, multivariate_alerts="lof"),
     "ensemble (default detect)": AnomalyConfig(),
+    # Opt-in: LOF on robustly whitened vectors, alerting alone at margin 10 (docs/anomaly.md).
+    "rules + whitened LOF (margin 10, opt-in)": AnomalyConfig(
+        multivariate_alerts="lof", multivariate_whiten=True, multivariate_margin=10.0
+    ),
     "baseline: Elementary-style (14 incl. current, |z|>3)": None,
     "baseline: 3-sigma of previous 14": None,
     "baseline: glossary 1-sigma": None,
@@ -222,17 +240,20 @@ def run_benchmark(
     days: int | None = None,
     methods: list[str] | None = None,
     eval_start: int = EVAL_START,
+    joint: bool = False,
 ) -> dict:
     """Generate `n_series` assets, run every method walk-forward, return per-method scores.
 
     eval_start: first scored day (default 21, where the 14-point baselines have a window);
     8 scores our detectors' cold start too (the baselines then see days they cannot judge).
+    joint: add the `correlation_break` incident (only jointly anomalous) to the mix.
     """
     n_series = n_series or (2 if quick else 30)
     days = days or (70 if quick else 150)
     chosen = methods or list(METHODS)
     rng = np.random.default_rng(seed)
-    assets = [generate_asset(rng, days) for _ in range(n_series)]
+    kinds = JOINT_KINDS if joint else INCIDENT_KINDS
+    assets = [generate_asset(rng, days, kinds) for _ in range(n_series)]
     results: dict[str, dict] = {}
     for name in chosen:
         totals = {"incidents": 0, "caught": 0, "false_alerts": 0, "clean_runs": 0, "flagged_clean_runs": 0}
@@ -257,6 +278,7 @@ def run_benchmark(
     return {
         "seed": seed,
         "eval_start": eval_start,
+        "joint": joint,
         "n_series": n_series,
         "days": days,
         "metrics_per_asset": assets[0].data.shape[1] if assets else 0,

@@ -342,3 +342,27 @@ def test_normal_range_never_goes_where_the_metric_cannot():
     # A metric that has been negative keeps its negative range.
     assert verdict.metrics["mean/profit"].lower < -10
     assert not verdict.is_anomaly and not unclipped.is_anomaly
+
+
+def test_whitening_lets_lof_see_a_broken_ratio_inside_each_band():
+    from data_platform.quality.multivariate import score_multivariate
+
+    rng = np.random.default_rng(11)
+    rows = 1000 * (1 + 0.1 * rng.normal(size=90))
+    history = np.column_stack([
+        rows,
+        0.8 * rows * (1 + 0.01 * rng.normal(size=90)),  # distinct customers follow the rows
+        rng.normal(50, 2, 90),
+        rng.normal(0.05, 0.005, 90),
+    ])
+    names = ["rows", "distinct", "mean", "null_fraction"]
+    # Distinct count 1.8 of its own sigmas low while the row count is as usual: the ratio is
+    # 0.8 -> 0.66, 18 sigma off, but each metric is inside its range.
+    now = np.array([1000.0, 800 - 1.8 * 80.0, 50.0, 0.05])
+    assert history[:, 1].min() < now[1]
+    plain = score_multivariate(history, now, names, margin=3.0)
+    whitened = score_multivariate(history, now, names, margin=3.0, whiten=True)
+    assert not plain.lof_flagged
+    assert whitened.lof_flagged and whitened.lof_score > whitened.lof_threshold
+    ordinary = score_multivariate(history, history[-1] * 1.01, names, margin=3.0, whiten=True)
+    assert not ordinary.lof_flagged
