@@ -87,6 +87,7 @@ def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -
             clean_name, "quarantine_share", rules.quarantine_below(clean_metadata, MAX_QUARANTINE_SHARE)
         )
         if schema.partitioned:
-            yield rule_result(clean_name, "fresh", rules.fresh(clean_metadata, MAX_FRESHNESS_LAG_HOURS))
+            closed = rules.closed_day_lookup(context.instance, dg.AssetKey(clean_name), context.partition_key)
+            yield rule_result(clean_name, "fresh", rules.fresh(clean_metadata, MAX_FRESHNESS_LAG_HOURS, closed))
 
     return _clean

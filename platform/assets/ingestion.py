@@ -99,6 +99,7 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
         )
         yield rule_result(raw_name, "schema_drift", rules.schema_drift(previous, raw_metadata))
         if schema.partitioned:
-            yield rule_result(raw_name, "has_rows", rules.has_rows(raw_metadata))
+            closed = rules.closed_day_lookup(context.instance, dg.AssetKey(raw_name), context.partition_key)
+            yield rule_result(raw_name, "has_rows", rules.has_rows(raw_metadata, closed))
 
     return _ingest

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
 from data_platform.checks.anomaly import _asset_keys, _current_points
 from data_platform.quality import health
+from data_platform.quality.history import (
+    CLOSED_WEEKS,
+    coerce_expected_events,
+    expected_empty_reason,
+    point_date,
+)
 
 ROW_COUNT = health.ROW_COUNT
 COLUMN_SCHEMA = health.COLUMN_SCHEMA
@@ -24,6 +31,9 @@ FRESHNESS_LAG_HOURS = health.FRESHNESS_LAG_HOURS
 QUARANTINE_SHARE = health.QUARANTINE_SHARE
 
 Metadata = Mapping[str, Any]
+# Why an empty partition is expected (a weekly closed day, a holiday), or a function computing
+# it only when the partition turns out empty (it reads the instance and the calendar).
+ExpectedEmpty = str | Callable[[], str | None] | None
 
 
 def _number(metadata: Metadata, key: str) -> float | None:
@@ -126,8 +136,29 @@ def keys_valid(metadata: Metadata, keys: Sequence[str]) -> dg.AssetCheckResult:
     )
 
 
-def fresh(metadata: Metadata, max_lag_hours: float) -> dg.AssetCheckResult:
+def _reason(expected_empty: ExpectedEmpty) -> str | None:
+    return expected_empty() if callable(expected_empty) else expected_empty
+
+
+def _expected_empty_result(rows: float | None, reason: str, extra: Metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=True,
+        description=f"no rows, as expected: {reason}",
+        metadata={**extra, "row_count": int(rows or 0), "expected_empty": reason},
+    )
+
+
+def fresh(
+    metadata: Metadata, max_lag_hours: float, expected_empty: ExpectedEmpty = None
+) -> dg.AssetCheckResult:
+    """Newest event at most `max_lag_hours` before the partition end. An empty partition has
+    no newest event: it passes only when `expected_empty` says why (a weekly closed day)."""
     lag = _number(metadata, FRESHNESS_LAG_HOURS)
+    rows = _number(metadata, ROW_COUNT)
+    if (lag is None or lag > max_lag_hours) and rows == 0:
+        reason = _reason(expected_empty)
+        if reason:
+            return _expected_empty_result(rows, reason, {"max_lag_hours": float(max_lag_hours)})
     if lag is None:
         return _missing(FRESHNESS_LAG_HOURS)
     return dg.AssetCheckResult(
@@ -137,15 +168,70 @@ def fresh(metadata: Metadata, max_lag_hours: float) -> dg.AssetCheckResult:
     )
 
 
-def has_rows(metadata: Metadata) -> dg.AssetCheckResult:
+def has_rows(metadata: Metadata, expected_empty: ExpectedEmpty = None) -> dg.AssetCheckResult:
+    """At least one row, unless `expected_empty` gives the reason this partition has none."""
     rows = _number(metadata, ROW_COUNT)
     if rows is None:
         return _missing(ROW_COUNT)
+    if rows == 0:
+        reason = _reason(expected_empty)
+        if reason:
+            return _expected_empty_result(rows, reason, {})
     return dg.AssetCheckResult(
         passed=rows > 0,
         description=f"{int(rows)} rows" if rows > 0 else "the materialization has no rows",
         metadata={"row_count": int(rows)},
     )
+
+
+def closed_day_lookup(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    partition: str | None,
+    *,
+    expected_events: Any = None,
+    weeks: int = CLOSED_WEEKS,
+) -> Callable[[], str | None]:
+    """`expected_empty` for `has_rows`/`fresh`: is this empty daily partition a known closed day?
+
+    Yes when the expected-events calendar covers it (`expected_events`, default the
+    DATA_PLATFORM_EXPECTED_EVENTS file; `every saturday` declares a weekly closed day) or when
+    the asset's own `dagster/row_count` was 0 on the same weekday in each of the last `weeks`
+    weeks. Evaluated only for an empty partition, so ordinary runs never read the calendar.
+    """
+
+    def lookup() -> str | None:
+        if partition is None:
+            return None
+        events = coerce_expected_events(expected_events)
+        day = point_date(partition) if len(partition) == 10 else None
+        counts = _past_row_counts(instance, key, day, weeks) if day is not None else {}
+        return expected_empty_reason(
+            partition, counts, asset=key.to_user_string(), events=events, weeks=weeks
+        )
+
+    return lookup
+
+
+def _past_row_counts(
+    instance: dg.DagsterInstance, key: dg.AssetKey, day: date, weeks: int
+) -> dict[date, float | None]:
+    """Row counts of the latest materialization of the same weekday in each of `weeks` weeks."""
+    days = {(day - timedelta(weeks=k)).isoformat(): day - timedelta(weeks=k) for k in range(1, weeks + 1)}
+    latest = instance.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(days)
+    )
+    if not latest:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(latest.values())), limit=len(latest)
+    ).records
+    out: dict[date, float | None] = {}
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.partition in days:
+            out[days[materialization.partition]] = _number(materialization.metadata, ROW_COUNT)
+    return out
 
 
 def quarantine_below(metadata: Metadata, max_share: float) -> dg.AssetCheckResult:
@@ -177,13 +263,15 @@ def build_key_checks(
 def build_freshness_checks(
     assets: Iterable[Any], max_lag_hours: float = 24.0, **options: Any
 ) -> list[dg.AssetChecksDefinition]:
-    """Check `fresh`: metadata `freshness_lag_hours` at most `max_lag_hours`."""
-    return _build(assets, "fresh", lambda md: fresh(md, max_lag_hours), options)
+    """Check `fresh`: metadata `freshness_lag_hours` at most `max_lag_hours`; an empty daily
+    partition on a closed day passes (see `closed_day_lookup`)."""
+    return _build(assets, "fresh", lambda md, empty=None: fresh(md, max_lag_hours, empty), options,
+                  closed_days=True)
 
 
 def build_row_count_checks(assets: Iterable[Any], **options: Any) -> list[dg.AssetChecksDefinition]:
-    """Check `has_rows`: `dagster/row_count` > 0."""
-    return _build(assets, "has_rows", has_rows, options)
+    """Check `has_rows`: `dagster/row_count` > 0, except on a closed day (`closed_day_lookup`)."""
+    return _build(assets, "has_rows", has_rows, options, closed_days=True)
 
 
 def build_quarantine_checks(
@@ -202,18 +290,27 @@ def _build(
     options: Mapping[str, Any],
     *,
     previous: bool = False,
+    closed_days: bool = False,
 ) -> list[dg.AssetChecksDefinition]:
-    unknown = set(options) - {"severity", "blocking", "name"}
+    allowed = {"severity", "blocking", "name"} | ({"closed_days", "expected_events"} if closed_days else set())
+    unknown = set(options) - allowed
     if unknown:
-        raise TypeError(f"unknown options {sorted(unknown)}: use severity, blocking or name")
+        raise TypeError(f"unknown options {sorted(unknown)}: use {', '.join(sorted(allowed))}")
     severity = options.get("severity", dg.AssetCheckSeverity.WARN)
     name = options.get("name", default_name)
+    learn = closed_days and bool(options.get("closed_days", True))
+    events = options.get("expected_events")
     checks = []
     for key, _ in _asset_keys(assets):
         checks.append(
-            _rule_check(key, name, rule, severity, bool(options.get("blocking", False)), previous)
+            _rule_check(key, name, rule, severity, bool(options.get("blocking", False)), previous,
+                        events if learn else _NO_CLOSED_DAYS)
         )
     return checks
+
+
+# Sentinel: the rule takes no closed-day lookup.
+_NO_CLOSED_DAYS = object()
 
 
 def _rule_check(
@@ -223,6 +320,7 @@ def _rule_check(
     severity: dg.AssetCheckSeverity,
     blocking: bool,
     previous: bool,
+    expected_events: Any,
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=key, name=name, blocking=blocking)
     def _check(context) -> dg.AssetCheckResult:  # annotation would be a string: Dagster rejects it
@@ -234,6 +332,8 @@ def _rule_check(
             partition=context.run.tags.get("dagster/partition"),
             severity=severity,
             previous=previous,
+            closed_days=expected_events is not _NO_CLOSED_DAYS,
+            expected_events=None if expected_events is _NO_CLOSED_DAYS else expected_events,
         )
 
     return _check
@@ -248,8 +348,14 @@ def evaluate_rule(
     partition: str | None = None,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
     previous: bool = False,
+    closed_days: bool = False,
+    expected_events: Any = None,
 ) -> dg.AssetCheckResult:
-    """Apply `rule` (or schema drift when `previous`) to each materialization of the run."""
+    """Apply `rule` (or schema drift when `previous`) to each materialization of the run.
+
+    closed_days: the rule also gets `closed_day_lookup` for the point's partition, so an empty
+    partition on a weekly closed day or an expected event passes with the reason.
+    """
     points = _current_points(instance, key, run_id, partition)
     if not points:
         return dg.AssetCheckResult(
@@ -267,7 +373,11 @@ def evaluate_rule(
             )
         else:
             assert rule is not None
-            results.append(rule(metadata))
+            if closed_days:
+                lookup = closed_day_lookup(instance, key, point.partition, expected_events=expected_events)
+                results.append(rule(metadata, lookup))
+            else:
+                results.append(rule(metadata))
     failed = [r for r in results if not r.passed]
     chosen = failed[0] if failed else results[-1]
     description = chosen.description or ""

@@ -4,8 +4,9 @@ A point is one partition (or, for an unpartitioned asset, one materialization). 
 partition replaces its point instead of adding one, so backfills never double-count a day. Only
 points before the one being judged are history: a value is never part of its own baseline.
 
-Also here: the calendar of expected events (holidays, releases) whose points are neither
-alerted on nor learned from.
+Also here: the calendar of expected events (holidays, releases, recurring closed weekdays)
+whose points are neither alerted on nor learned from, and the weekly closed days an asset's own
+row counts reveal (`expected_empty_reason`), which the deterministic rules accept.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,9 @@ from data_platform.quality.health import ROW_COUNT
 
 EXPECTED_EVENTS_ENV = "DATA_PLATFORM_EXPECTED_EVENTS"
 DEFAULT_LOOKBACK = 180
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# A weekday empty on each of the last this many weeks is a weekly closed day, not an outage.
+CLOSED_WEEKS = 3
 
 
 def is_number(value: object) -> bool:
@@ -163,6 +167,14 @@ class ExpectedEvent:
     def applies_to(self, asset: str) -> bool:
         return not self.assets or asset in self.assets
 
+    @property
+    def weekday(self) -> int | None:
+        """0-6 for a recurring event (`every saturday`), else None."""
+        words = self.key.lower().split()
+        if len(words) == 2 and words[0] == "every" and words[1] in WEEKDAYS:
+            return WEEKDAYS.index(words[1])
+        return None
+
 
 @dataclass(frozen=True)
 class ExpectedEvents:
@@ -177,6 +189,8 @@ class ExpectedEvents:
             if isinstance(key, str) and event.key == key:
                 return event
             if day is not None and len(event.key) == 10 and event.key == day.isoformat():
+                return event
+            if day is not None and event.weekday is not None and event.weekday == day.weekday():
                 return event
         return None
 
@@ -239,19 +253,59 @@ def _event_from(item: object) -> ExpectedEvent:
     if isinstance(item, date | datetime):
         return ExpectedEvent(_date_key(item))
     if isinstance(item, str):
-        return ExpectedEvent(item.strip())
+        return _checked(ExpectedEvent(item.strip()))
     if isinstance(item, Mapping):
         raw = item.get("key") or item.get("date")
+        if not raw and item.get("weekday"):
+            raw = f"every {str(item['weekday']).strip()}"
         if not raw:
-            raise ValueError(f"event {dict(item)!r} has no `key` or `date`")
+            raise ValueError(f"event {dict(item)!r} has no `key`, `date` or `weekday`")
         assets = item.get("assets") or ()
         if isinstance(assets, str):
             assets = [a for a in assets.split(";") if a.strip()]
         key = _date_key(raw) if isinstance(raw, date | datetime) else str(raw).strip()
-        return ExpectedEvent(
+        return _checked(ExpectedEvent(
             key, str(item.get("name") or ""), tuple(str(a).strip() for a in assets)
-        )
+        ))
     raise ValueError(f"cannot read an expected event from {item!r}")
+
+
+def _checked(event: ExpectedEvent) -> ExpectedEvent:
+    # "every satday" would otherwise be a partition key that never matches: say so.
+    if event.key.lower().startswith("every ") and event.weekday is None:
+        raise ValueError(f"`{event.key}`: a recurring event is `every <weekday>` (e.g. every saturday)")
+    return event
+
+
+def expected_empty_reason(
+    key: Hashable,
+    past_row_counts: Mapping[date, float | None],
+    *,
+    asset: str = "",
+    events: ExpectedEvents | None = None,
+    weeks: int = CLOSED_WEEKS,
+) -> str | None:
+    """Why a point with no rows is expected, or None when an empty point is a problem.
+
+    Expected when the calendar covers the point (a holiday, or a recurring `every saturday`),
+    or when the asset's own history shows the point's weekday with 0 rows on each of the last
+    `weeks` weeks (a shop closed on Saturdays). `past_row_counts` maps earlier days to their
+    row count (None or absent: not materialized, which is no evidence either way).
+    """
+    if events is not None:
+        event = events.match(asset, key)
+        if event is not None:
+            return f"expected event {event.name or event.key}"
+    day = point_date(key)
+    if day is None or weeks < 1:
+        return None
+    same_weekdays = [day - timedelta(weeks=k) for k in range(1, weeks + 1)]
+    if all(past_row_counts.get(d) == 0 for d in same_weekdays):
+        return (
+            f"no rows on each of the last {weeks} {WEEKDAYS[day.weekday()].capitalize()}s "
+            f"({', '.join(d.isoformat() for d in reversed(same_weekdays))}): a weekly closed day"
+        )
+    return None
 
 
 def _date_key(value: date | datetime) -> str:

@@ -33,6 +33,28 @@ def scale_robustly(history: np.ndarray, current: np.ndarray) -> tuple[np.ndarray
     return np.clip(scaled_history, -50, 50), np.clip(scaled_current, -50, 50)
 
 
+# Whitened components never count as less spread than this (in IQR-scaled units): a direction
+# the history never moved in (two identical metrics) must not turn rounding into 50 sigma.
+WHITEN_FLOOR = 0.1
+
+
+def whiten_robustly(scaled_history: np.ndarray, scaled_current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate robustly scaled vectors onto the history's principal components, each divided by
+    its robust spread (at least WHITEN_FLOOR).
+
+    Per-metric scaling leaves correlated metrics (a row count and its distinct count) on a thin
+    diagonal; a run off that diagonal but inside each metric's own range is then no farther from
+    its neighbours than an ordinary run. After whitening it lies far along a minor component.
+    """
+    centre = np.median(scaled_history, axis=0)
+    _, _, components = np.linalg.svd(scaled_history - centre, full_matrices=False)
+    history = (scaled_history - centre) @ components.T
+    current = (scaled_current - centre) @ components.T
+    q75, q25 = np.percentile(history, [75, 25], axis=0)
+    spread = np.maximum((q75 - q25) / 1.349, WHITEN_FLOOR)
+    return np.clip(history / spread, -50, 50), np.clip(current / spread, -50, 50)
+
+
 def _threshold(train_scores: np.ndarray, margin: float) -> float:
     q75, q25 = np.percentile(train_scores, [75, 25])
     return float(np.max(train_scores) + margin * (q75 - q25))
@@ -45,9 +67,17 @@ def score_multivariate(
     *,
     margin: float = 1.0,
     random_state: int = 0,
+    whiten: bool = False,
 ) -> MultivariateResult:
-    """Score `current` (1-D) against `history` (rows = past runs) with IForest and LOF."""
+    """Score `current` (1-D) against `history` (rows = past runs) with IForest and LOF.
+
+    whiten: score in the robustly whitened space (`whiten_robustly`) instead of per-metric
+    scaled values; contributors are still named from the per-metric values.
+    """
     scaled_history, scaled_current = scale_robustly(history, current)
+    per_metric = scaled_current
+    if whiten:
+        scaled_history, scaled_current = whiten_robustly(scaled_history, scaled_current)
     n = scaled_history.shape[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -65,8 +95,8 @@ def score_multivariate(
         lof_score = float(lof.decision_function(row)[0])
     iforest_threshold = _threshold(forest.decision_scores_, margin)
     lof_threshold = _threshold(lof.decision_scores_, margin)
-    order = np.argsort(-np.abs(scaled_current))
-    contributors = [names[i] for i in order[:5] if abs(scaled_current[i]) >= 2.0]
+    order = np.argsort(-np.abs(per_metric))
+    contributors = [names[i] for i in order[:5] if abs(per_metric[i]) >= 2.0]
     return MultivariateResult(
         iforest_score=iforest_score,
         iforest_threshold=iforest_threshold,

@@ -1,7 +1,8 @@
 """Small PNG charts of one metric's history, its expected band and the judged point.
 
-They are embedded in check descriptions as data URIs, so they stay tiny (a few KB): small
-figure, low dpi, no fonts beyond the defaults. Pure: matplotlib with the Agg backend only.
+They are embedded in check descriptions as data URIs, so they stay small (about 15-35 KB):
+wide enough to read in the check panel, low dpi, few colours, no fonts beyond the defaults.
+Pure: matplotlib with the Agg backend only.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-# A 6.4 x 2.4 inch figure at 90 dpi is ~580 x 220 px: labels legible in the check panel and in
-# alert emails, still ~20-30 KB.
-FIGSIZE = (6.4, 2.4)
+# An 8 x 3 inch figure at 90 dpi is 720 x 270 px: at 576 px with 6-point labels the panel
+# showed an unreadable strip. Size is set by pixels and colours, not dpi alone; see
+# docs/checks.md for the measured PNG sizes.
+FIGSIZE = (8.0, 3.0)
 DPI = 90
+FONT_SIZE = 9
 
 
 def plot_metric_png(
@@ -45,27 +49,53 @@ def plot_metric_png(
     ax = fig.add_subplot()
     xs = list(range(n))
     if n:
-        ax.plot(xs, values, color="#4a6fa5", linewidth=1.0, marker=".", markersize=3)
+        ax.plot(xs, values, color="#4a6fa5", linewidth=1.2, marker=".", markersize=4)
     skip = [i for i in excluded if 0 <= i < n and not math.isnan(values[i])]
     if skip:
-        ax.scatter(skip, [values[i] for i in skip], facecolors="none", edgecolors="#888888", s=18)
+        ax.scatter(skip, [values[i] for i in skip], facecolors="white", edgecolors="#555555", s=30,
+                   zorder=3, label="excluded from the baseline")
     if lower is not None and upper is not None and math.isfinite(lower) and math.isfinite(upper):
         ax.axhspan(lower, upper, color="#8fd19e", alpha=0.35, linewidth=0)
     if expected is not None and math.isfinite(expected):
         ax.axhline(expected, color="#2e8b57", linewidth=0.8, linestyle="--")
     if observed is not None and math.isfinite(observed):
-        ax.scatter([n], [observed], color="#d62728" if flagged else "#2e8b57", s=30, zorder=3)
+        ax.scatter([n], [observed], color="#d62728" if flagged else "#2e8b57", s=60, zorder=4,
+                   label="this run")
     ax.set_xlim(-0.5, n + 0.5)
-    ax.tick_params(labelsize=6, length=2)
-    ax.locator_params(axis="y", nbins=4)
+    ax.tick_params(labelsize=FONT_SIZE, length=3)
+    ax.locator_params(axis="y", nbins=5)
+    ax.yaxis.set_major_formatter(FuncFormatter(_tick))
     ax.set_xticks([])
+    ax.set_xlabel(f"last {n} runs, oldest first; band = normal range", fontsize=FONT_SIZE - 1,
+                  color="#555555", labelpad=2)
+    ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
+    if skip or (observed is not None and math.isfinite(observed)):
+        ax.legend(loc="upper left", fontsize=FONT_SIZE - 1, frameon=False, handletextpad=0.2)
     if title:
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=FONT_SIZE + 1)
     # Fixed margins: tight_layout would measure every label and double the drawing time.
-    fig.subplots_adjust(left=0.13, right=0.98, top=0.86 if title else 0.96, bottom=0.06)
+    fig.subplots_adjust(left=0.1, right=0.985, top=0.89 if title else 0.97, bottom=0.1)
+    return _png(fig)
+
+
+def _png(fig: Figure) -> bytes:
+    """PNG with a 64-colour palette: a chart has few colours, and a data URI pays for every byte
+    (about a third of the full-colour size; the lines stay anti-aliased)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    image.quantize(colors=64, method=Image.Quantize.MAXCOVERAGE).save(buffer, format="png")
     return buffer.getvalue()
+
+
+def _tick(value: float, _position: float) -> str:
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+        return f"{value:.2g}"
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
 
 
 def png_data_uri(png: bytes) -> str:

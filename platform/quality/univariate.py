@@ -185,6 +185,41 @@ def fit_band(
     return Band(centre + season_now, scale, seasonal, trend, errors.size)
 
 
+@dataclass
+class RangeExcess:
+    """How far a value lies outside the range of a short history, and which side."""
+
+    low: float
+    high: float
+    # Signed distance beyond the nearest extreme (negative: below the minimum); 0 inside.
+    excess: float
+    # |excess| over the width of the range (inf when the range is a single value).
+    widths: float
+    # |excess| over |nearest extreme| (inf when that extreme is 0).
+    relative: float
+
+
+def range_excess(values: np.ndarray, x: float) -> RangeExcess:
+    """Where `x` lies against the whole range of `values` (the short-history rule's evidence).
+
+    With a handful of points the range says more than the MAD (it uses every point, and the
+    caller has already left past incidents out), but a new point beyond it is not rare: one in
+    n + 1 by chance. Only a value far beyond it, in range widths and relative to the nearest
+    extreme, is evidence.
+    """
+    low, high = float(np.min(values)), float(np.max(values))
+    width = high - low
+    if x < low:
+        excess, edge = x - low, low
+    elif x > high:
+        excess, edge = x - high, high
+    else:
+        return RangeExcess(low, high, 0.0, 0.0, 0.0)
+    widths = abs(excess) / width if width > 0 else np.inf
+    relative = abs(excess) / abs(edge) if edge != 0 else np.inf
+    return RangeExcess(low, high, float(excess), float(widths), float(relative))
+
+
 def count_noise_floor(scale: float, centre: float, counts: bool, spread: float) -> float:
     """Integer counts vary at least like a Poisson variable: sqrt(mean + 1), capped at 10.
 

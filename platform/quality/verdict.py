@@ -16,7 +16,8 @@ class MetricResult:
     upper: float | None = None
     score: float = 0.0
     flagged: bool = False
-    # robust_z | seasonal_robust_z | exact_change | zero | bounds | learning | skipped
+    # robust_z | seasonal_robust_z | short_history_range | exact_change | zero | bounds |
+    # learning | skipped
     method: str = "robust_z"
     reason: str | None = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
+import struct
 import warnings
 
 import dagster as dg
@@ -134,6 +135,8 @@ def test_explanation_names_the_metric_and_embeds_a_small_png(daily_history):
     assert match, text[:300]
     png = base64.b64decode(match.group(1))
     assert png[:4] == b"\x89PNG" and len(png) < 40_000
+    width, height = struct.unpack(">II", png[16:24])  # IHDR: legible in the check panel
+    assert 640 <= width <= 800 and height >= 240
     assert evaluation.metadata["metric"].text == ROW_COUNT
     assert evaluation.metadata["observed"].value == 5000.0
     assert evaluation.metadata["upper"].value < 5000.0

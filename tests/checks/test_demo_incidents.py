@@ -1,8 +1,8 @@
 """The platform's own anomaly checks on the synthetic incident calendar, end to end.
 
-24 daily partitions of synthetic data with the documented incidents (one every 9 days), run
-through the real definitions in a temporary instance: every incident with enough history is
-caught on its entity's assets, and no clean partition raises a single anomaly alert.
+The demo's 28 daily partitions of synthetic data with the documented incidents (one every 9
+days), run through the real definitions in a temporary instance: the checks fail on exactly the
+three incident partitions, on their entity's assets, and on no clean partition.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from data_platform.resources.warehouse import WarehouseResource
 from data_platform.sources import synthetic
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-# Fixed window: 2026-11-01 (orders volume drop) falls in cold start; 2026-11-10 and 2026-11-19
-# (orders unit_price x3) come after 14 and 23 points of history.
-FIRST_DAY = date(2026, 10, 27)
-DAYS = 24
-# docs/anomaly.md, "Cold start": below 14 points of history the family-wise threshold of a wide
-# asset is so high that only gross incidents (no rows, schema changes, bounds) are sure to alert.
-# A 70% volume drop is also beyond this test: the synthetic orders swing ±20% between weekdays,
-# so it is 2-6 robust sigma until the weekly profile is learned (docs/anomaly.md).
-MIN_HISTORY_TO_CATCH = 14
+# The demo's default window (28 partitions ending 2026-11-21). 2026-11-01 (orders volume drop,
+# 70% of orders missing) is the 8th point: the first judged one, caught by the short-history
+# range rule (docs/anomaly.md, "Cold start"); 2026-11-10 and 2026-11-19 (orders unit_price x3)
+# come after 16 and 25 points of history.
+FIRST_DAY = date(2026, 10, 25)
+DAYS = 28
+EXPECTED_FAILURES = {"2026-11-01", "2026-11-10", "2026-11-19"}
 
 
 def _entity_assets(entity: str) -> set[str]:
@@ -51,8 +49,8 @@ def test_incidents_are_caught_and_clean_days_stay_quiet(monkeypatch, tmp_path):
     incidents = {
         i.day.isoformat(): i for i in synthetic.incidents(FIRST_DAY, FIRST_DAY + timedelta(days=DAYS))
     }
-    judged = [k for i, k in enumerate(keys) if k in incidents and i >= MIN_HISTORY_TO_CATCH]
-    assert len(judged) >= 2, "the window must hold two incidents after cold start"
+    assert set(incidents) == EXPECTED_FAILURES
+    assert {i.entity for i in incidents.values()} == {"orders"}
 
     failed: dict[str, set[str]] = {}
     evaluated: dict[str, int] = {}
@@ -73,9 +71,9 @@ def test_incidents_are_caught_and_clean_days_stay_quiet(monkeypatch, tmp_path):
             failed[key] = {e.asset_key.path[-1] for e in evaluations if not e.passed}
 
     assert all(count >= 8 for count in evaluated.values()), evaluated
-    for key in judged:
-        entity_assets = _entity_assets(incidents[key].entity)
-        assert failed[key] & entity_assets, f"{incidents[key]} not caught: {failed[key]}"
+    assert {k for k in keys if failed[k]} == EXPECTED_FAILURES, {k: v for k, v in failed.items() if v}
+    for key in EXPECTED_FAILURES:
+        assert failed[key] & _entity_assets("orders"), f"{incidents[key]} not caught: {failed[key]}"
     for key in keys:
         if key in incidents:
             # An incident may show downstream of its entity, never on another entity.

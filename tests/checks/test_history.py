@@ -11,6 +11,7 @@ from data_platform.quality.history import (
     ExpectedEvents,
     build_history,
     coerce_expected_events,
+    expected_empty_reason,
     expected_events_from_env,
     load_expected_events,
     numeric_metrics,
@@ -112,11 +113,39 @@ def test_plot_is_a_small_png_data_uri():
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     # Legible in the check panel and in e-mails, yet small enough to embed in every evaluation.
-    assert 400 <= width <= 700 and height <= 260
-    assert len(png) < 40_000
+    assert 640 <= width <= 800 and 240 <= height <= 300
+    # A 64-colour palette: 180 points with a band and markers stay well under 60 KB.
+    assert len(png) < 25_000
     assert png_data_uri(png).startswith("data:image/png;base64,iVBOR")
 
 
 def test_plot_handles_empty_history_and_missing_band():
     png = plot_metric_png([], observed=None)
     assert png[:4] == b"\x89PNG"
+
+
+def test_a_weekday_empty_on_each_of_the_last_three_weeks_is_a_closed_day():
+    from datetime import timedelta
+
+    first = date(2026, 11, 2)  # a Monday
+    counts = {first + timedelta(days=i): 0 if i % 7 == 5 else 120 for i in range(27)}
+    reason = expected_empty_reason("2026-11-28", counts)  # the fourth Saturday
+    assert reason is not None and "last 3 Saturdays (2026-11-07, 2026-11-14, 2026-11-21)" in reason
+    assert expected_empty_reason("2026-11-27", counts) is None  # a Friday with no rows
+    # A missing week is no evidence: two empty Saturdays out of three are not a pattern.
+    del counts[date(2026, 11, 14)]
+    assert expected_empty_reason("2026-11-28", counts) is None
+    assert expected_empty_reason("2026-11-28", counts, weeks=1) is not None
+
+
+def test_calendar_declares_recurring_weekdays(tmp_path):
+    path = tmp_path / "events.yaml"
+    path.write_text("- every Saturday\n- weekday: sunday\n  name: closed\n  assets: [orders_raw]\n")
+    events = load_expected_events(path)
+    assert events.match("any", "2026-11-28").key == "every Saturday"
+    assert events.match("orders_raw", "2026-11-29").name == "closed"
+    assert events.match("ratings_raw", "2026-11-29") is None
+    assert events.match("any", "2026-11-27") is None
+    assert expected_empty_reason("2026-11-29", {}, asset="orders_raw", events=events) == "expected event closed"
+    with pytest.raises(ValueError, match="every <weekday>"):
+        coerce_expected_events(["every satday"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 from data_platform.checks import (
+    build_freshness_checks,
     build_key_checks,
     build_quarantine_checks,
     build_row_count_checks,
@@ -104,3 +105,71 @@ def test_rule_checks_on_real_runs_catch_drift_zero_rows_and_duplicates():
     assert not last["has_rows"].passed
     assert not last["keys_valid"].passed
     assert last["keys_valid"].severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_empty_partition_passes_only_with_a_reason():
+    empty = {"dagster/row_count": 0}
+    closed = has_rows(empty, "no rows on each of the last 3 Saturdays")
+    assert closed.passed and "as expected" in closed.description
+    assert closed.metadata["expected_empty"].text == "no rows on each of the last 3 Saturdays"
+    assert not has_rows(empty, lambda: None).passed
+    # The lookup runs only for an empty partition.
+    assert has_rows({"dagster/row_count": 5}, lambda: pytest.fail("looked up")).passed
+    assert fresh(empty, 24, "expected event Christmas").passed
+    assert not fresh(empty, 24).passed  # no freshness lag recorded and no reason
+    assert not fresh({"dagster/row_count": 3, "freshness_lag_hours": 30.0}, 24, "closed").passed
+
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-10-01")
+ROWS_BY_DAY: dict[str, int] = {}
+
+
+@dg.asset(partitions_def=DAILY)
+def shop_orders(context) -> dg.MaterializeResult:  # annotation would be a string: Dagster rejects it
+    rows = ROWS_BY_DAY[context.partition_key]
+    metadata: dict = {"dagster/row_count": rows}
+    if rows:
+        metadata["freshness_lag_hours"] = 2.0
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def test_has_rows_and_fresh_learn_a_weekly_closed_day_from_the_assets_own_history():
+    from datetime import date, timedelta
+
+    checks = [*build_row_count_checks([shop_orders]), *build_freshness_checks([shop_orders])]
+    first = date(2026, 10, 5)  # a Monday; the shop never trades on Saturdays
+    days = [first + timedelta(days=i) for i in range(29)]
+    for day in days:
+        ROWS_BY_DAY[day.isoformat()] = 0 if day.weekday() == 5 else 100
+    ROWS_BY_DAY["2026-11-02"] = 0  # a Monday with no rows: an outage
+    instance = dg.DagsterInstance.ephemeral()
+    outcomes = {}
+    for day in days:
+        result = dg.materialize([shop_orders, *checks], instance=instance, partition_key=day.isoformat())
+        outcomes[day.isoformat()] = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    saturdays = [d.isoformat() for d in days if d.weekday() == 5]
+    assert saturdays == ["2026-10-10", "2026-10-17", "2026-10-24", "2026-10-31"]
+    # The first three Saturdays are evidence, not yet a pattern; the fourth is a closed day.
+    for key in saturdays[:3]:
+        assert not outcomes[key]["has_rows"].passed, key
+    fourth = outcomes["2026-10-31"]
+    assert fourth["has_rows"].passed and fourth["fresh"].passed
+    reason = fourth["has_rows"].metadata["expected_empty"].text
+    assert "last 3 Saturdays (2026-10-10, 2026-10-17, 2026-10-24)" in reason
+    assert "weekly closed day" in fourth["fresh"].description
+    monday = outcomes["2026-11-02"]
+    assert not monday["has_rows"].passed and not monday["fresh"].passed
+    assert all(o["has_rows"].passed for k, o in outcomes.items() if k not in saturdays + ["2026-11-02"])
+
+
+def test_calendar_can_declare_a_recurring_closed_weekday():
+    checks = build_row_count_checks([shop_orders], expected_events=[{"weekday": "Saturday", "name": "closed"}])
+    ROWS_BY_DAY["2026-10-03"] = 0  # the first Saturday: no history needed
+    result = dg.materialize([shop_orders, *checks], instance=dg.DagsterInstance.ephemeral(),
+                            partition_key="2026-10-03")
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert evaluation.passed and evaluation.metadata["expected_empty"].text == "expected event closed"
+    off = build_row_count_checks([shop_orders], closed_days=False)
+    result = dg.materialize([shop_orders, *off], instance=dg.DagsterInstance.ephemeral(),
+                            partition_key="2026-10-03")
+    assert not result.get_asset_check_evaluations()[0].passed

@@ -52,3 +52,24 @@ def test_quick_benchmark_ensemble_beats_baselines():
             assert ensemble["f1"] >= result["f1"], name
     table = render_markdown(results)
     assert "| ensemble (default detect) |" in table
+
+
+def test_correlation_break_moves_the_ratio_far_and_each_metric_little():
+    from data_platform.quality.anomaly_bench import INCIDENT_KINDS, JOINT_KINDS
+
+    assert JOINT_KINDS[: len(INCIDENT_KINDS)] == INCIDENT_KINDS
+    rng = np.random.default_rng(0)
+    assets = [generate_asset(rng, 150, JOINT_KINDS) for _ in range(10)]
+    breaks = [(a, i) for a in assets for i in a.incidents if i.kind == "correlation_break"]
+    assert breaks
+    for asset, incident in breaks:
+        data = asset.data.iloc[: incident.start + 1]
+        ratio = data["distinct_count/customer_id"] / data["row_count"]
+        past = ratio.iloc[-31:-1]
+        spread = 1.4826 * (past - past.median()).abs().median()
+        # Far off the usual ratio (at least 4 of its own sigmas)...
+        assert abs(ratio.iloc[-1] - past.median()) > 4 * spread
+        # ...while the distinct count moved by at most 3.5 of its own noise sigmas plus the
+        # row count's own deviation.
+        distinct = data["distinct_count/customer_id"]
+        assert abs(distinct.iloc[-1] - distinct.iloc[-31:-1].median()) < 8 * distinct.iloc[-31:-1].std()

@@ -122,6 +122,42 @@ def test_cold_start_reason_and_bounds_still_apply():
     assert below.learning
 
 
+# One week, Monday first, of a count that is 25-30% busier at the weekend.
+WEEK = [1000.0, 1040, 980, 1010, 1020, 1250, 1300]
+
+
+def test_seventy_percent_drop_on_the_eighth_point_is_caught_by_the_range_rule():
+    history = daily({"row_count": WEEK})
+    verdict = detect(history, pd.Series({"row_count": 300.0}, name="2025-01-13"))
+    result = verdict.metrics["row_count"]
+    assert verdict.is_anomaly and result.flagged
+    assert result.method == "short_history_range"
+    assert result.lower > 300 and result.upper > 1300
+    assert "far below anything in its 7 runs of history (980–1,300" in verdict.reasons[0]
+    # The robust threshold alone is honest about 7 points: far too wide to see it.
+    off = detect(history, pd.Series({"row_count": 300.0}), AnomalyConfig(short_history_points=0))
+    assert not off.is_anomaly
+
+
+def test_normal_weekday_swing_on_the_eighth_point_is_not_flagged():
+    history = daily({"row_count": WEEK})
+    for value in (960.0, 1005.0, 1380.0):  # a quiet Monday, an ordinary one, a busy one
+        verdict = detect(history, pd.Series({"row_count": value}, name="2025-01-13"))
+        assert not verdict.is_anomaly, (value, verdict.reasons)
+
+
+def test_range_rule_respects_direction_limits_and_exemptions():
+    history = daily({"row_count": WEEK, "min/price": [4.0, 4.5, 4.2, 4.9, 4.1, 4.3, 4.6]})
+    up_only = AnomalyConfig(metrics={"row_count": MetricConfig(direction="up")})
+    assert not detect(history, pd.Series({"row_count": 300.0}), up_only).is_anomaly
+    # The cheapest products not bought today: an extreme of a sample, exempt from the range rule.
+    assert not detect(history, pd.Series({"min/price": 8.0})).is_anomaly
+    # From short_history_points on, only the robust rules judge.
+    long = daily({"row_count": WEEK * 3})
+    late = detect(long, pd.Series({"row_count": 1980.0}))
+    assert late.metrics["row_count"].method != "short_history_range"
+
+
 def test_empty_history_is_learning():
     verdict = detect(pd.DataFrame(), pd.Series({"row_count": 5.0}))
     assert verdict.learning and not verdict.is_anomaly
@@ -283,3 +319,50 @@ def test_std_of_a_binary_column_is_left_to_its_mean():
     # A numeric column that is not 0/1 keeps its std.
     wide = history.assign(**{"max/label": 5.0})
     assert detect(wide, current.copy()).metrics["std/label"].method != "skipped"
+
+
+def test_normal_range_never_goes_where_the_metric_cannot():
+    rng = np.random.default_rng(5)
+    history = daily({
+        # A skewed mean of prices: a wide band at 10 points reaches far below 0.
+        "mean/unit_price": list(rng.lognormal(3.5, 0.6, 10)),
+        "dagster/row_count": list(rng.poisson(20, 10).astype(float)),
+        "null_fraction/email": [0.3, 0.7, 0.1, 0.9, 0.5, 0.2, 0.8, 0.4, 0.6, 0.35],
+        "mean/profit": list(rng.normal(0.0, 10.0, 10)),
+    })
+    now = pd.Series({"mean/unit_price": 40.0, "dagster/row_count": 20.0,
+                     "null_fraction/email": 0.5, "mean/profit": 1.0})
+    verdict = detect(history, now)
+    unclipped = detect(history, now, AnomalyConfig(short_history_points=0))
+    price = verdict.metrics["mean/unit_price"]
+    assert price.lower == 0.0 and price.upper > 100
+    assert verdict.metrics["dagster/row_count"].lower == 0.0
+    fraction = verdict.metrics["null_fraction/email"]
+    assert fraction.lower == 0.0 and fraction.upper == 1.0
+    # A metric that has been negative keeps its negative range.
+    assert verdict.metrics["mean/profit"].lower < -10
+    assert not verdict.is_anomaly and not unclipped.is_anomaly
+
+
+def test_whitening_lets_lof_see_a_broken_ratio_inside_each_band():
+    from data_platform.quality.multivariate import score_multivariate
+
+    rng = np.random.default_rng(11)
+    rows = 1000 * (1 + 0.1 * rng.normal(size=90))
+    history = np.column_stack([
+        rows,
+        0.8 * rows * (1 + 0.01 * rng.normal(size=90)),  # distinct customers follow the rows
+        rng.normal(50, 2, 90),
+        rng.normal(0.05, 0.005, 90),
+    ])
+    names = ["rows", "distinct", "mean", "null_fraction"]
+    # Distinct count 1.8 of its own sigmas low while the row count is as usual: the ratio is
+    # 0.8 -> 0.66, 18 sigma off, but each metric is inside its range.
+    now = np.array([1000.0, 800 - 1.8 * 80.0, 50.0, 0.05])
+    assert history[:, 1].min() < now[1]
+    plain = score_multivariate(history, now, names, margin=3.0)
+    whitened = score_multivariate(history, now, names, margin=3.0, whiten=True)
+    assert not plain.lof_flagged
+    assert whitened.lof_flagged and whitened.lof_score > whitened.lof_threshold
+    ordinary = score_multivariate(history, history[-1] * 1.01, names, margin=3.0, whiten=True)
+    assert not ordinary.lof_flagged
