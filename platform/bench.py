@@ -41,6 +41,7 @@ def _synthetic_rows(entity: str, rows: int, seed: int = 0):
     1M rows, 66,000 × 10,000 at 10M.
     """
     import pandas as pd
+
     from data_platform.sources import synthetic
 
     per_day = len(synthetic.generate(entity, date(2025, 3, 3), seed=seed, incidents=False))
@@ -59,6 +60,7 @@ def pipeline_stages(rows: int, with_models: bool) -> dict:
     """One size of the pipeline, stage by stage, in this process (peak RSS is this process's)."""
     import numpy as np
     import pandas as pd
+
     from data_platform.ml import features
     from data_platform.quality import health
     from data_platform.quality.anomaly import detect

@@ -88,6 +88,7 @@ class RunLog:
 def run_demo(days: int, end: str | None = None) -> int:
     home = ensure_dagster_home()
     import dagster as dg
+
     from data_platform.definitions import defs
     from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB
 

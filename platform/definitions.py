@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+
 from data_platform.assets.cleaning import build_cleaning_asset
 from data_platform.assets.features import build_feature_assets
 from data_platform.assets.ingestion import build_ingestion_asset

@@ -74,6 +74,7 @@ def procs():
 def new_postgres_database(postgres_admin_url: str):
     """A factory of brand-new empty PostgreSQL databases (URLs) for one test, all dropped afterwards."""
     import sqlalchemy as sa
+
     from data_platform.sources.db import make_engine
 
     admin = make_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")

@@ -1,7 +1,8 @@
 """The names ARCHITECTURE.md promises users exist and behave as documented."""
 
-import data_platform.quality as quality
 import pandas as pd
+
+import data_platform.quality as quality
 from data_platform.checks import build_anomaly_checks
 from data_platform.definitions import defs
 from data_platform.ml import experiments, recommender, segmentation, sentiment

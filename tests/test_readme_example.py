@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+
 from data_platform.checks import build_anomaly_checks
 
 VOLUMES = {f"2025-01-{day:02d}": 1000 + (day % 3) * 10 for day in range(1, 16)}

@@ -7,6 +7,7 @@ The rules per column live in `data_platform.quality.cleaning` (see docs/cleaning
 import time
 
 import dagster as dg
+
 from data_platform.assets.health import health_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules

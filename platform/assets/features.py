@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+
 from data_platform.assets.health import health_metadata
 from data_platform.assets.partitions import partition_day
 from data_platform.ml import features

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+
 from data_platform.quality import health
 from data_platform.sources.schemas import EntitySchema
 

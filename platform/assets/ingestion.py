@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+
 from data_platform.assets.health import health_metadata, previous_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules

@@ -8,6 +8,7 @@ import os
 
 import dagster as dg
 import pandas as pd
+
 from data_platform.ml import experiments, recommender, segmentation, sentiment
 from data_platform.quality import health
 from data_platform.resources.model_store import ModelStoreResource, snapshot_id

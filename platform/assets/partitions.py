@@ -11,6 +11,7 @@ import os
 from datetime import date, timedelta
 
 import dagster as dg
+
 from data_platform.sources import partition_range
 
 DEFAULT_START_DATE = date(2025, 1, 1)

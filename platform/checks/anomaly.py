@@ -20,6 +20,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+
 from data_platform.quality.history import (
     DEFAULT_LOOKBACK,
     ExpectedEvents,

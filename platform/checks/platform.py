@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dagster as dg
+
 from data_platform.checks.anomaly import build_anomaly_checks
 
 CRITICAL_ASSETS = ("orders_clean", "ratings_clean", "reviews_clean")

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+
 from data_platform.checks.anomaly import _asset_keys, _current_points
 from data_platform.quality import health
 from data_platform.quality.history import (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+
 from data_platform.assets.models import MODEL_ASSET_KEYS
 from data_platform.sources.schemas import DIMENSION_ENTITIES, EVENT_ENTITIES
 

@@ -23,6 +23,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
 from data_platform.quality.alerting import (
     Alert,
     CheckState,

@@ -30,6 +30,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+
 from data_platform.ml import recommender, segmentation, sentiment
 from data_platform.sources import load, synthetic
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+
 from data_platform.quality import health
 from data_platform.quality.multivariate import score_multivariate
 from data_platform.quality.univariate import (

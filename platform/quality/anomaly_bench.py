@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from data_platform.quality.anomaly import AnomalyConfig, detect
 
 INCIDENT_KINDS = ("spike", "drop", "zero", "level_shift", "null_spike", "schema_change")

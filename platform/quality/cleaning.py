@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from data_platform.sources.schemas import BOOL, FLOAT, INT, SCHEMAS, STRING, TIMESTAMP, EntitySchema
 
 REASON, COLUMN, VALUE = "reason", "column", "value"

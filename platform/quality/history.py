@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+
 from data_platform.quality.health import ROW_COUNT
 
 EXPECTED_EVENTS_ENV = "DATA_PLATFORM_EXPECTED_EVENTS"

@@ -10,9 +10,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from data_platform.quality.verdict import MultivariateResult
 from pyod.models.iforest import IForest
 from pyod.models.lof import LOF
+
+from data_platform.quality.verdict import MultivariateResult
 
 # Small forests keep a check fast (about 10 ms for 180 x 50); deterministic via random_state.
 IFOREST_TREES = 16

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import dagster as dg
+
 from data_platform.quality.alerting import Alert, render_email, render_payload, render_slack
 
 # Sink name (as given to the sensor) -> resource key in the Definitions.

@@ -6,6 +6,7 @@ import os
 from datetime import date
 
 import dagster as dg
+
 from data_platform.sources import LoadResult, fetch, parse_spec
 from data_platform.sources.schemas import DIMENSION_ENTITIES, ENTITIES, EVENT_ENTITIES, SCHEMAS
 

@@ -41,8 +41,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-from data_platform.sources.db import make_engine
 from pandas.api import types as pdt
+
+from data_platform.sources.db import make_engine
 
 PARTITION_COLUMN = "_partition"
 MANIFEST_TABLE = "_dp_columns"

@@ -8,8 +8,9 @@ in metadata, logs or messages.
 
 import dagster as dg
 import pandas as pd
-from data_platform.resources.tablestore import PARTITION_COLUMN, TableStore, WarehouseError
 from pydantic import Field, PrivateAttr
+
+from data_platform.resources.tablestore import PARTITION_COLUMN, TableStore, WarehouseError
 
 WAREHOUSE_URL_ENV = "DATA_PLATFORM_WAREHOUSE_URL"
 DEFAULT_WAREHOUSE_URL = "sqlite:///.data/warehouse.db"

@@ -14,6 +14,7 @@ import uuid
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
 from data_platform.resources.tablestore import TableStore, describe_frame, encode_csv
 from data_platform.sources.db import make_engine
 

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from data_platform.sources.result import REJECT_COLUMNS, LoadResult, SourceError, empty_rejects
 from data_platform.sources.schemas import SCHEMAS
 

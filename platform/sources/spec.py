@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
+
 from data_platform.sources.files import FILE_KINDS
 from data_platform.sources.result import SourceError
 

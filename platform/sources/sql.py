@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
 from data_platform.sources.db import is_sqlite, make_engine
 from data_platform.sources.files import NUL, NUL_REASON, NUL_SHOWN, to_timestamps
 from data_platform.sources.result import LoadResult, SourceError, empty_rejects

@@ -53,6 +53,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
 from data_platform.sources.schemas import DIMENSION_ENTITIES, SCHEMAS
 
 RATING_NOISE_SD = 0.6

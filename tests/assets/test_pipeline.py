@@ -6,6 +6,7 @@ from datetime import date
 
 import dagster as dg
 import pytest
+
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB
 from data_platform.resources.model_store import ModelStore, ModelStoreResource

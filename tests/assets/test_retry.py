@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB
 from data_platform.resources.source import SourceResource

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster._core.instance.utils import RUNLESS_RUN_ID
+
 from data_platform.checks import (
     EXPECTED_TAG,
     build_anomaly_checks,

@@ -7,6 +7,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
+
 from data_platform.quality.history import (
     ExpectedEvents,
     build_history,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+
 from data_platform.checks import (
     build_freshness_checks,
     build_key_checks,

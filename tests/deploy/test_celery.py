@@ -16,6 +16,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from dagster._core.events import DagsterEventType
+
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
 from data_platform.resources.model_store import ModelStoreResource

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster._core.events import DagsterEventType
+
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, TRAINING_SCHEDULE
 from data_platform.sources.db import make_engine
 

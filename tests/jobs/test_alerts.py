@@ -16,6 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from dagster._core.events import DagsterEvent
+
 from data_platform.jobs.alerts import (
     build_check_failure_sensor,
     fetch_evaluations,

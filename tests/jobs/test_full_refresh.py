@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pytest
+
 from data_platform.definitions import build_definitions
 from data_platform.jobs import FULL_REFRESH_JOB
 from data_platform.resources.model_store import ModelStoreResource

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
+
 from data_platform.assets.models import MODEL_ASSET_KEYS
 from data_platform.definitions import defs
 from data_platform.jobs import (

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from data_platform.ml import experiments as ex
 
 

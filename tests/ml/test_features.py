@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from data_platform.ml import features
 from data_platform.sources.schemas import SCHEMAS
 

@@ -4,6 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+
 from data_platform.ml import recommender as rec
 
 

@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+
 from data_platform.ml import segmentation as seg
 
 # Latent segments as (median recency days, median orders, median spend): clearly apart on a log scale.

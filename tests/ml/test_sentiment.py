@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+
 from data_platform.ml import sentiment as se
 
 POS = ["great", "excellent", "love", "perfect", "works well", "highly recommend", "fantastic"]

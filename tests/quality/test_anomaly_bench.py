@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from data_platform.quality.anomaly_bench import (
     Incident,
     elementary_flags,

@@ -3,6 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from data_platform.quality.cleaning import (
     QUARANTINE_COLUMNS,
     CleaningPolicy,
@@ -10,8 +13,6 @@ from data_platform.quality.cleaning import (
     clean_columns,
 )
 from data_platform.sources.schemas import SCHEMAS
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 def order_rows(*rows: dict) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from data_platform.resources import tablestore
 from data_platform.resources.tablestore import STAGING_PREFIX, TableStore, WarehouseError
 from data_platform.sources.db import make_engine

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from data_platform.resources.tablestore import TableStore
 from data_platform.sources import SCHEMAS, SourceError, fetch, load
 from data_platform.sources.files import NUL_REASON, clear_cache
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 FEWER = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

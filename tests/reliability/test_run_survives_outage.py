@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB
 from data_platform.resources.source import SourceResource

@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster._serdes import serialize_value
+
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
 from data_platform.resources.model_store import ModelStoreResource

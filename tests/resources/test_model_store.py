@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+
 from data_platform.resources.model_store import ModelStore, snapshot_id
 
 

@@ -1,6 +1,7 @@
 """The `source` resource: env vars per entity, dimensions following a file source, run-config override."""
 
 import dagster as dg
+
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB
 from data_platform.resources.source import source_resource_from_env, specs_from_env

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from data_platform.resources import tablestore
 from data_platform.resources.tablestore import PARTITION_COLUMN, TableStore, WarehouseError
 from data_platform.sources.db import make_engine

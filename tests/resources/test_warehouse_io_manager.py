@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 import pytest
+
 from data_platform.resources.warehouse import (
     DEFAULT_WAREHOUSE_URL,
     WarehouseError,

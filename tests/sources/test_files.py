@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from data_platform.sources import SCHEMAS, SourceError, fetch, load, partition_range
-from data_platform.sources.files import UNDATED_DAYS, UNDATED_START
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from data_platform.sources import SCHEMAS, SourceError, fetch, load, partition_range
+from data_platform.sources.files import UNDATED_DAYS, UNDATED_START
 
 RETAIL_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 

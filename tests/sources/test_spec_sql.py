@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from data_platform.sources import SCHEMAS, SourceError, SourceSpec, fetch, parse_spec
 from data_platform.sources.db import make_engine
 from data_platform.sources.synthetic import generate

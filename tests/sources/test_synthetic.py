@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+
 from data_platform.sources import SCHEMAS, synthetic
 from data_platform.sources.synthetic import generate, generate_range, incidents
 

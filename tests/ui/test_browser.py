@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
