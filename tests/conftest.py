@@ -11,30 +11,23 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    url = os.environ.get("DATA_PLATFORM_TEST_POSTGRES_URL")
+def _service_url(variable: str, service: str) -> str:
+    """The URL of a local service for tests; skips with the reason when it is not configured."""
+    url = os.environ.get(variable)
     if not url:
-        pytest.skip("DATA_PLATFORM_TEST_POSTGRES_URL is not set: no PostgreSQL to test against")
+        pytest.skip(f"{variable} is not set: no {service} to test against")
     return url
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    return _service_url("DATA_PLATFORM_TEST_POSTGRES_URL", "PostgreSQL")
+
+
 @pytest.fixture
-def postgres_url(postgres_admin_url: str):
+def postgres_url(new_postgres_database) -> str:
     """A brand-new empty PostgreSQL database for one test, dropped afterwards."""
-    import sqlalchemy as sa
-
-    name = f"dp_test_{uuid.uuid4().hex[:12]}"
-    from data_platform.sources.db import make_engine
-
-    admin = make_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(postgres_admin_url).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    return new_postgres_database()
 
 
 @pytest.fixture
@@ -96,7 +89,4 @@ def new_postgres_database(postgres_admin_url: str):
 
 @pytest.fixture(scope="session")
 def celery_broker_url() -> str:
-    url = os.environ.get("DATA_PLATFORM_TEST_CELERY_BROKER_URL")
-    if not url:
-        pytest.skip("DATA_PLATFORM_TEST_CELERY_BROKER_URL is not set: no celery broker (RabbitMQ) to test against")
-    return url
+    return _service_url("DATA_PLATFORM_TEST_CELERY_BROKER_URL", "celery broker (RabbitMQ)")
