@@ -5,6 +5,7 @@ model-quality regression like any other anomaly.
 
 import base64
 import os
+import time
 
 import dagster as dg
 import pandas as pd
@@ -22,11 +23,15 @@ RECOMMENDER_BUDGET_S = 5.0
 SRM_ALPHA = 0.001
 
 
-def _model_metadata(metrics: dict[str, float], manifest, frame: pd.DataFrame) -> dict[str, object]:
+def _model_metadata(
+    metrics: dict[str, float], manifest, frame: pd.DataFrame, started: float
+) -> dict[str, object]:
     out: dict[str, object] = {f"model/{k}": float(v) for k, v in metrics.items()}
     out["model_version"] = manifest.version
     out["data_snapshot_id"] = manifest.data_snapshot_id
     out[health.ROW_COUNT] = len(frame)
+    # Training, evaluation and scoring: a slowdown is an anomaly like any other.
+    out[health.DURATION_SECONDS] = time.perf_counter() - started
     return out
 
 
@@ -35,6 +40,7 @@ def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource
     """Top-10 items per user (seen items excluded) from the recommender: SVD + KNNBaseline +
     Bayesian MF blend for ratings, EASE for ranking; RMSE/MAE and precision/recall/NDCG@10
     against most-popular."""
+    started = time.perf_counter()
     budget = float(os.environ.get("DATA_PLATFORM_RECOMMENDER_BUDGET_S", RECOMMENDER_BUDGET_S))
     model, metrics = recommender.train_and_evaluate(
         ratings_clean, recommender.RecommenderConfig(time_budget_s=budget)
@@ -43,7 +49,7 @@ def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource
         "recommender", model, metrics=metrics, data_snapshot_id=snapshot_id(ratings_clean)
     )
     recs = model.recommend(n=10)
-    return dg.Output(recs, metadata=_model_metadata(metrics, manifest, recs))
+    return dg.Output(recs, metadata=_model_metadata(metrics, manifest, recs, started))
 
 
 @dg.multi_asset(
@@ -58,6 +64,7 @@ def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource
 def segmentation_model(
     customer_rfm: pd.DataFrame, customers_clean: pd.DataFrame, model_store: ModelStoreResource
 ):
+    started = time.perf_counter()
     # Synthetic customers carry the segment they were drawn from: report agreement with it.
     truth = customers_clean[["customer_id", "true_segment"]].dropna()
     if len(truth):
@@ -71,7 +78,7 @@ def segmentation_model(
     )
     profiles = model.profiles(customer_rfm)
     png = base64.b64encode(model.pca_plot_png(customer_rfm)).decode()
-    metadata = _model_metadata(metrics, manifest, assigned)
+    metadata = _model_metadata(metrics, manifest, assigned, started)
     metadata["segments_plot"] = dg.MetadataValue.md(f"![segments (PCA)](data:image/png;base64,{png})")
     yield dg.Output(assigned, "customer_segments", metadata=metadata)
     yield dg.Output(profiles, "segment_profiles", metadata={health.ROW_COUNT: len(profiles)})
@@ -87,6 +94,7 @@ def segmentation_model(
     },
 )
 def sentiment_model(reviews_clean: pd.DataFrame, model_store: ModelStoreResource):
+    started = time.perf_counter()
     labelled = reviews_clean[reviews_clean["label"].notna()]
     model, metrics = sentiment.train_and_evaluate(labelled, sentiment.SentimentConfig(folds=5))
     manifest = model_store.store().save(
@@ -94,7 +102,7 @@ def sentiment_model(reviews_clean: pd.DataFrame, model_store: ModelStoreResource
     )
     scored = model.score_reviews(reviews_clean)
     per_product = sentiment.product_sentiment(scored)
-    yield dg.Output(scored, "review_sentiment", metadata=_model_metadata(metrics, manifest, scored))
+    yield dg.Output(scored, "review_sentiment", metadata=_model_metadata(metrics, manifest, scored, started))
     yield dg.Output(per_product, "product_sentiment", metadata={health.ROW_COUNT: len(per_product)})
 
 
@@ -107,11 +115,16 @@ def sentiment_model(reviews_clean: pd.DataFrame, model_store: ModelStoreResource
 def experiment_results(experiments_clean: pd.DataFrame):
     """Per experiment and variant: conversion, lift with confidence interval, p-value, power,
     minimum detectable effect and the sample-ratio-mismatch p-value."""
+    started = time.perf_counter()
     analysis, metrics = experiments.train_and_evaluate(experiments_clean)
     table = analysis.results
     yield dg.Output(
         table,
-        metadata={**{f"model/{k}": float(v) for k, v in metrics.items()}, health.ROW_COUNT: len(table)},
+        metadata={
+            **{f"model/{k}": float(v) for k, v in metrics.items()},
+            health.ROW_COUNT: len(table),
+            health.DURATION_SECONDS: time.perf_counter() - started,
+        },
     )
     p = metrics.get("srm_pvalue", 1.0)
     yield dg.AssetCheckResult(

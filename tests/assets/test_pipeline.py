@@ -98,6 +98,12 @@ def test_every_row_is_accounted_for(warehouse_url, monkeypatch, tmp_path):
         assert "null_fraction/customer_id" in metadata
         assert "dagster/column_schema" in metadata
         assert metadata["dagster/table_name"].value.endswith("orders_clean")
+        # Models record their metrics and their own training time as numeric metadata.
+        for key in ("recommendations", "customer_segments", "review_sentiment", "experiment_results"):
+            model_md = instance.fetch_materializations(dg.AssetKey(key), limit=1).records[0]
+            model_md = model_md.asset_materialization.metadata
+            assert any(name.startswith("model/") for name in model_md), key
+            assert model_md["duration_seconds"].value > 0, key
 
 
 def clean_rows(url: str, table: str, record) -> int:

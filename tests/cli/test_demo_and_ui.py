@@ -1,6 +1,7 @@
 """`data-platform demo` records history in a persistent instance, and the UI serves that history."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,11 @@ def test_demo_prints_progress_and_a_reconciled_summary(demo_home):
             rows[parts[0]] = int(parts[1])
     for entity in ("orders", "ratings", "reviews", "experiments"):
         assert rows[f"{entity}_raw"] == rows[f"{entity}_clean"] + rows[f"{entity}_quarantine"] > 0
+    # Compute is timed in asset and check bodies, models included, and is part of the wall time.
+    compute, wall = map(float, re.search(r"Compute inside asset and check bodies: ([\d.]+)s of ([\d.]+)s", out).groups())
+    assert 0 < compute < wall
+    downstream = re.search(r"downstream\s+([\d.]+)s\s+\(compute\s+([\d.]+)s\)", out)
+    assert 0 < float(downstream.group(2)) <= float(downstream.group(1))
 
 
 def test_rejects_bad_days_argument():
