@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -28,6 +29,20 @@ def postgres_admin_url() -> str:
 def postgres_url(new_postgres_database) -> str:
     """A brand-new empty PostgreSQL database for one test, dropped afterwards."""
     return new_postgres_database()
+
+
+@pytest.fixture
+def platform_instance(tmp_path: Path, monkeypatch):
+    """A persistent Dagster instance configured by the repository's dagster.yaml (the embedded
+    default: SQLite storage with event-log connections kept open), under a fresh DAGSTER_HOME."""
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import dagster as dg
 import pytest
 
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
@@ -38,7 +37,7 @@ def _entity_assets(entity: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_incidents_are_caught_and_clean_days_stay_quiet(monkeypatch, tmp_path):
+def test_incidents_are_caught_and_clean_days_stay_quiet(monkeypatch, tmp_path, platform_instance):
     monkeypatch.delenv("DATA_PLATFORM_START_DATE", raising=False)
     monkeypatch.delenv("DATA_PLATFORM_EXPECTED_EVENTS", raising=False)
     defs = build_definitions(
@@ -55,21 +54,21 @@ def test_incidents_are_caught_and_clean_days_stay_quiet(monkeypatch, tmp_path):
 
     failed: dict[str, set[str]] = {}
     evaluated: dict[str, int] = {}
-    with dg.instance_for_test() as instance:
-        assert defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(
-            instance=instance, run_config=QUIET
-        ).success
-        daily = defs.resolve_job_def(DAILY_JOB)
-        for key in keys:
-            # A blocking check that fails stops the assets downstream of it: not a test failure.
-            result = daily.execute_in_process(
-                instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False
-            )
-            evaluations = [
-                e for e in result.get_asset_check_evaluations() if e.check_name == DEFAULT_CHECK_NAME
-            ]
-            evaluated[key] = len(evaluations)
-            failed[key] = {e.asset_key.path[-1] for e in evaluations if not e.passed}
+    instance = platform_instance  # the instance the demo runs on
+    assert defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(
+        instance=instance, run_config=QUIET
+    ).success
+    daily = defs.resolve_job_def(DAILY_JOB)
+    for key in keys:
+        # A blocking check that fails stops the assets downstream of it: not a test failure.
+        result = daily.execute_in_process(
+            instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False
+        )
+        evaluations = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == DEFAULT_CHECK_NAME
+        ]
+        evaluated[key] = len(evaluations)
+        failed[key] = {e.asset_key.path[-1] for e in evaluations if not e.passed}
 
     assert all(count >= 8 for count in evaluated.values()), evaluated
     assert {k for k in keys if failed[k]} == EXPECTED_FAILURES, {k: v for k, v in failed.items() if v}
