@@ -64,7 +64,7 @@ def materialize_history(root: Path) -> set[str]:
     """Dimensions, then the daily job over the window; the assets whose anomaly check failed last."""
     home = root / "home"
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # as the demo's instance
     defs = build_definitions(
         warehouse=WarehouseResource(url=f"sqlite:///{root / 'warehouse.db'}"),
         source=SourceResource(),
@@ -103,6 +103,7 @@ def ui(tmp_path_factory, procs):
     with pytest.MonkeyPatch.context() as mp:
         for name in OVERRIDES:
             mp.delenv(name, raising=False)
+        mp.setenv("DAGSTER_HOME", str(root / "home"))  # the instance's storage reads it
         failed = materialize_history(root)
     assert "orders_clean" in failed, f"the incident of {INCIDENT_DAY} was not caught: {failed}"
 
