@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from data_platform.quality.health import DURATION_SECONDS
 from data_platform.quality.history import (
     DEFAULT_LOOKBACK,
     ExpectedEvents,
@@ -159,7 +160,7 @@ def _anomaly_check(
         )
         # The check's own cost (history fetch included), beside the verdict it explains.
         seconds = dg.MetadataValue.float(time.perf_counter() - started)
-        return result._replace(metadata={**result.metadata, "duration_seconds": seconds})
+        return result._replace(metadata={**result.metadata, DURATION_SECONDS: seconds})
 
     return _check
 
