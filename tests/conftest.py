@@ -32,16 +32,22 @@ def postgres_url(new_postgres_database) -> str:
 
 
 @pytest.fixture
-def platform_instance(tmp_path: Path, monkeypatch):
-    """A persistent Dagster instance configured by the repository's dagster.yaml (the embedded
-    default: SQLite storage with event-log connections kept open), under a fresh DAGSTER_HOME."""
-    import dagster as dg
-
+def platform_home(tmp_path: Path, monkeypatch) -> Path:
+    """A fresh DAGSTER_HOME holding the repository's dagster.yaml (the embedded default: SQLite
+    storage with event-log connections kept open), set in the environment as Dagster expects."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    return home
+
+
+@pytest.fixture
+def platform_instance(platform_home: Path):
+    """A persistent Dagster instance on `platform_home`."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(platform_home)) as instance:
         yield instance
 
 

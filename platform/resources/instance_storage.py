@@ -167,6 +167,8 @@ class KeepOpenSqliteStorage(DagsterSqliteStorage):
         inst_data: ConfigurableClassData | None = None,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
     ):
+        # Dagster's constructor lays out the three storages; only the event log is swapped
+        # (the plain one it builds first costs a directory check and is never used).
         super().__init__(base_dir, inst_data=inst_data)
         self._event_log_storage = KeepOpenSqliteEventLogStorage(
             _event_logs_directory(base_dir), max_open_shards=max_open_shards

@@ -29,21 +29,9 @@ def numbers_have_rows(context) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True)
 
 
-def _home(tmp_path: Path, max_open_shards: int | None = None) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    text = REPO_YAML.read_text()
-    if max_open_shards is not None:
-        text += f"      max_open_shards: {max_open_shards}\n"
-    (home / "dagster.yaml").write_text(text)
-    return home
-
-
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    home = _home(tmp_path)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
+def home(platform_home: Path) -> Path:
+    return platform_home
 
 
 class ConnectCounter:
@@ -132,9 +120,9 @@ def test_another_instance_on_the_same_home_sees_committed_events(home):
             assert len(reader.all_logs(run_id)) == len(writer.all_logs(run_id))
 
 
-def test_only_the_most_recent_run_shards_stay_open(tmp_path, monkeypatch):
-    home = _home(tmp_path, max_open_shards=2)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+def test_only_the_most_recent_run_shards_stay_open(home):
+    with (home / "dagster.yaml").open("a") as config:
+        config.write("      max_open_shards: 2\n")  # under storage.custom.config
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = [_materialize(instance).run_id for _ in range(4)]
         assert set(instance.event_log_storage.open_shards) == {*runs[-2:], "index"}
