@@ -23,8 +23,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
-from data_platform.quality import health
+from data_platform.quality import health, kinds
+from data_platform.quality.baseline import BaselineRows, new_level, readmit
 from data_platform.quality.multivariate import score_multivariate
 from data_platform.quality.univariate import (
     Band,
@@ -136,6 +138,9 @@ class AnomalyConfig:
     use_default_rules: bool = True
     # Most recent points kept; older history is ignored (speed, and old regimes fade out).
     lookback: int = 180
+    # The same when runs are less than a day apart: four weeks of hourly runs, since the
+    # weekly cycle (168 hours) needs three of them.
+    lookback_subdaily: int = 672
     # Each method's own minimum history (points not excluded).
     min_history: int = 7
     min_history_seasonal: int = 21
@@ -145,8 +150,13 @@ class AnomalyConfig:
     false_alert_rate: float = 0.003
     # None: 7 for daily data (24 for hourly), tested for significance; 0 disables seasonality.
     period: int | None = None
-    # After this many consecutive excluded runs showing the same shift, the baseline re-anchors.
-    reanchor_after: int = 3
+    # A persistent change: after this many excluded runs showing the same shift, confirmed by
+    # the runs since (the current one included), the baseline restarts at the new level. The
+    # check alerts on the change, then reports "new level since <run>, learning" for
+    # `adaptation` points, not blocking unless `adaptation_blocking`.
+    reanchor_after: int = 1
+    adaptation: int = 7
+    adaptation_blocking: bool = False
     # Short-history range rule: below `short_history_points` baseline points a value also
     # alerts when it lies beyond the whole historical range by more than `short_history_widths`
     # times the range's width AND `short_history_relative` of the nearest extreme (counts: also
@@ -178,6 +188,10 @@ class AnomalyConfig:
             raise ValueError(f"false_alert_rate must be in (0, 1), not {self.false_alert_rate}")
         if self.min_history < 3:
             raise ValueError(f"min_history must be at least 3, not {self.min_history}")
+        if self.adaptation < 3:
+            raise ValueError(f"adaptation must be at least 3 points, not {self.adaptation}")
+        if self.reanchor_after < 1:
+            raise ValueError(f"reanchor_after must be at least 1, not {self.reanchor_after}")
 
     def metric_config(self, name: str) -> MetricConfig:
         if name in self.metrics:
@@ -201,14 +215,23 @@ class _Calendar:
     period: int | None
     phases: np.ndarray | None
     current_phase: int | None
-    weekday_names: bool = False
+    # How to name a phase: "weekday", "hour", "hour_of_week" or "" (a position in the cycle).
+    naming: str = ""
 
     def label(self) -> str:
         if self.current_phase is None:
             return ""
-        if self.weekday_names:
+        if self.naming == "weekday":
             return f" for a {DAY_NAMES[self.current_phase]}"
+        if self.naming == "hour":
+            return f" at {self.current_phase:02d}:00"
+        if self.naming == "hour_of_week":
+            day, hour = divmod(self.current_phase, 24)
+            return f" for a {DAY_NAMES[day]} at {hour:02d}:00"
         return f" at this point of the {self.period}-run cycle"
+
+
+NO_CALENDAR = _Calendar(None, None, None)
 
 
 @dataclass
@@ -218,8 +241,11 @@ class _Prepared:
     observed: float
     values: np.ndarray
     base: np.ndarray
-    reanchored: bool
+    # Row where a persistent new level started (the baseline restarted there), if any.
+    new_level_at: int | None
     profile: SeasonalProfile | None
+    kind: kinds.Kind
+    cal: _Calendar
 
 
 def _to_datetimes(index: pd.Index) -> pd.DatetimeIndex | None:
@@ -235,26 +261,56 @@ def _to_datetimes(index: pd.Index) -> pd.DatetimeIndex | None:
     return None
 
 
-def _calendar(history: pd.DataFrame, current: pd.Series, period: int | None, first_row: int) -> _Calendar:
+def _spacing(history: pd.DataFrame) -> pd.Timedelta | None:
+    """Median time between runs when the index holds times (or date partition keys)."""
+    times = _to_datetimes(history.index) if len(history) >= 2 else None
+    if times is None:
+        return None
+    step = pd.Series(times).diff().median()
+    return step if isinstance(step, pd.Timedelta) and step > pd.Timedelta(0) else None
+
+
+def _calendars(history: pd.DataFrame, current: pd.Series, period: int | None, first_row: int) -> list[_Calendar]:
+    """Seasonal calendars to try, longest cycle first (each is used only if significant).
+
+    From the partition spacing: daily runs, the week (7); hourly runs, the week (168, which
+    also holds the day's shape) and the day (24); other spacings, the week and the day in runs
+    when they are whole numbers of runs. Without times, or with another `period`: `period`
+    (default 7) by position.
+    """
     n_total = len(history)
     rows = slice(first_row, n_total)
     times = _to_datetimes(history.index) if n_total >= 2 else None
-    if times is not None:
-        step = pd.Series(times).diff().median()
+    step = _spacing(history) if times is not None else None
+    if period is not None and period <= 1:
+        return [NO_CALENDAR]
+    if times is not None and step is not None:
         now = _to_datetimes(pd.Index([current.name])) if current.name is not None else None
         now_ts = now[0] if now is not None and not isinstance(current.name, (int, np.integer)) else times[-1] + step
-        if period in (None, 7) and step == pd.Timedelta(days=1):
-            phases = np.asarray(times.day_of_week)[rows]
-            return _Calendar(7, phases, int(now_ts.day_of_week), weekday_names=True)
-        if period in (None, 24) and step == pd.Timedelta(hours=1):
-            return _Calendar(24, np.asarray(times.hour)[rows], int(now_ts.hour))
+        weekday, hour = np.asarray(times.day_of_week), np.asarray(times.hour)
+        named = {
+            (pd.Timedelta(days=1), 7): _Calendar(7, weekday[rows], int(now_ts.day_of_week), "weekday"),
+            (pd.Timedelta(hours=1), 168): _Calendar(
+                168, (weekday * 24 + hour)[rows], int(now_ts.day_of_week) * 24 + int(now_ts.hour), "hour_of_week"),
+            (pd.Timedelta(hours=1), 24): _Calendar(24, hour[rows], int(now_ts.hour), "hour"),
+        }
+        if period is not None and (step, period) in named:
+            return [named[(step, period)]]
         if period is None:
-            return _Calendar(None, None, None)
+            out = [cal for (spacing, _), cal in named.items() if spacing == step]
+            if not out:
+                offset = np.round((times - times[0]) / step).astype(int)
+                now_pos = int(round((now_ts - times[0]) / step))
+                for cycle in (pd.Timedelta(days=7), pd.Timedelta(days=1)):
+                    runs = cycle / step
+                    if runs >= 2 and float(runs).is_integer():
+                        out.append(_Calendar(int(runs), (np.asarray(offset) % int(runs))[rows], now_pos % int(runs)))
+            return out or [NO_CALENDAR]
     if period is None:
+        if times is not None:
+            return [NO_CALENDAR]
         period = 7
-    if period <= 1:
-        return _Calendar(None, None, None)
-    return _Calendar(period, (np.arange(n_total) % period)[rows], n_total % period)
+    return [_Calendar(period, (np.arange(n_total) % period)[rows], n_total % period)]
 
 
 def _as_float(value: object) -> float:
@@ -290,19 +346,6 @@ def _cap(score: float) -> float:
     return float(max(-SCORE_CAP, min(SCORE_CAP, score)))
 
 
-def _latest_run(mask: np.ndarray, min_length: int) -> tuple[int, int] | None:
-    """(start, end) of the most recent run of True of at least `min_length`, end exclusive."""
-    if min_length <= 0 or mask.size < min_length:
-        return None
-    padded = np.concatenate(([False], mask, [False])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    starts, ends = edges[::2], edges[1::2]
-    long = np.flatnonzero(ends - starts >= min_length)
-    if long.size == 0:
-        return None
-    return int(starts[long[-1]]), int(ends[long[-1]])
-
-
 def _baseline(
     values: np.ndarray,
     excluded: np.ndarray,
@@ -310,52 +353,38 @@ def _baseline(
     cfg: AnomalyConfig,
     mcfg: MetricConfig,
     profile: SeasonalProfile | None,
-) -> tuple[np.ndarray, bool]:
-    """Rows of the baseline for one metric, and whether it re-anchored on a persistent shift.
-
-    Excluded rows are left out. But when the caller excluded `reanchor_after` consecutive runs
-    in which this metric sat on the same side, far from the old band, and later runs stayed
-    there, the shift is persistent: the baseline restarts at the shift so it stops alerting
-    daily (the metric is then in cold start until it has `min_history` points again).
+    current: float,
+) -> BaselineRows:
+    """Rows of the baseline for one metric (quality/baseline.py): excluded runs that turn out
+    ordinary rejoin it, and a persistent new level restarts it.
     """
-    observed = ~np.isnan(values)
-    base = observed & ~excluded
-    positions = np.flatnonzero(observed)
-    flagged = excluded[positions]
-    # A shift of 5 sigma lands inside the band now and then: one normal run between excluded
-    # runs does not break the streak.
-    bridged = flagged.copy()
-    bridged[1:-1] |= flagged[:-2] & flagged[2:]
-    run = _latest_run(bridged, cfg.reanchor_after)
-    if run is None or flagged[run[0] : run[1]].sum() < cfg.reanchor_after:
-        return base, False
-    start, end = positions[run[0]], positions[run[1] - 1] + 1
-    before = base.copy()
-    before[start:] = False
-    if before.sum() < cfg.min_history:
-        return base, False
-    band = _fit(values, before, cal, profile)
-    since = np.flatnonzero(observed[start:]) + start
-    if profile is None:
-        deviations = values[since] - band.expected
-    else:
-        centres = {k: _fit_at(values, before, cal, profile, k).expected for k in set(cal.phases[since].tolist())}
-        deviations = values[since] - np.array([centres[k] for k in cal.phases[since].tolist()])
-    floor = max(3.0 * band.scale, mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
-    in_run = since < end
-    shift = float(np.median(deviations[in_run]))
-    if abs(shift) <= floor:
-        return base, False
-    # Persistent: the run sits on one side, and the runs since then stay nearer the new level.
-    if np.mean(np.sign(deviations[in_run]) == np.sign(shift)) < 0.8:
-        return base, False
-    later = deviations[~in_run]
-    if later.size and (np.sign(np.median(later)) != np.sign(shift) or abs(np.median(later)) < abs(shift) / 2):
-        return base, False
-    anchored = observed.copy()
-    anchored[:start] = False
-    anchored[end:] &= ~excluded[end:]
-    return anchored, True
+
+    def deviation(before: np.ndarray, at: np.ndarray, at_values: np.ndarray):
+        band = _fit(values, before, cal, profile)
+        if profile is None or cal.phases is None:
+            centres = np.full(at.size, band.expected)
+        else:
+            # One deseasoned level, each row's phase added back (one fit, not one per phase).
+            neutral = 1.0 if profile.multiplicative else 0.0
+            level = fit_band(values[before], profile.loo[before], neutral,
+                             multiplicative=profile.multiplicative).expected
+            phases = np.array([cal.current_phase if i < 0 else int(cal.phases[i]) for i in at.tolist()])
+            factors = profile.profile[phases]
+            centres = level * factors if profile.multiplicative else level + factors
+        floor = max(mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
+        return at_values - centres, band.scale, floor
+
+    streak = new_level(values, excluded, current, min_streak=cfg.reanchor_after,
+                       min_before=cfg.min_history, deviation=deviation)
+    if streak is None:
+        rows, readmitted = readmit(values, excluded)
+        return BaselineRows(rows, None, readmitted)
+    start, end = streak
+    # The streak that showed the new level is the new level; later exclusions still count.
+    since = np.arange(values.size) >= start
+    tail = excluded & (np.arange(values.size) >= end)
+    rows, readmitted = readmit(np.where(since, values, np.nan), tail)
+    return BaselineRows(rows, start, readmitted)
 
 
 def _profile(
@@ -379,7 +408,7 @@ def _profile(
         return None
     loo = fitted.profile[cal.phases].astype(float)
     loo[observed] = fitted.loo
-    return SeasonalProfile(fitted.profile, loo)
+    return SeasonalProfile(fitted.profile, loo, multiplicative=fitted.multiplicative)
 
 
 def _fit(values: np.ndarray, rows: np.ndarray, cal: _Calendar, profile: SeasonalProfile | None) -> Band:
@@ -393,7 +422,7 @@ def _fit_at(
     if profile is None or phase is None:
         return fit_band(values[rows])
     return fit_band(values[rows], profile.loo[rows], float(profile.profile[phase]),
-                    cal.phases[rows], phase)
+                    cal.phases[rows], phase, multiplicative=profile.multiplicative)
 
 
 def _judge_exact(name: str, mcfg: MetricConfig, observed: object, column: pd.Series | None) -> MetricResult:
@@ -530,33 +559,70 @@ def _clip_band(result: MetricResult, p: _Prepared) -> MetricResult:
 
 def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: int) -> MetricResult:
     x, mcfg = p.observed, p.cfg
+    alpha = cfg.false_alert_rate / max(n_family, 1)
+    if p.kind is kinds.Kind.CONSTANT:
+        return _judge_constant(p, alpha)
     band = _fit(p.values, p.base, cal, p.profile)
-    if mcfg.sensitivity is not None:
-        threshold = mcfg.sensitivity
-    else:
-        threshold = reference_threshold(band.n_eff, cfg.false_alert_rate / max(n_family, 1))
+    scale = band.scale
+    seen = p.values[p.base]
+    if p.kind in (kinds.Kind.DISCRETE, kinds.Kind.EXTREME) or scale == 0:
+        # A small domain's forecast errors are mostly 0 (most runs repeat a value); the values
+        # themselves show how far it ordinarily moves.
+        scale = max(scale, kinds.value_spread(seen))
+    threshold = mcfg.sensitivity if mcfg.sensitivity is not None else reference_threshold(band.n_eff, alpha)
     min_delta = max(mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
-    half_width = max(threshold * band.scale, min_delta)
+    if p.kind is kinds.Kind.EXTREME and scale == 0:
+        # An extreme that never moved (max/rating always 5) may move with a smaller sample:
+        # only a change by half its value is evidence.
+        min_delta = max(min_delta, 0.5 * abs(band.expected))
+    half_width = max(threshold * scale, min_delta)
     lower, upper = band.expected - half_width, band.expected + half_width
     delta = x - band.expected
-    if band.scale > 0:
-        score = delta / band.scale
+    if scale > 0:
+        score = delta / scale
     else:
         score = 0.0 if delta == 0 else math.copysign(math.inf, delta)
     flagged = (x > upper and mcfg.direction != "down") or (x < lower and mcfg.direction != "up")
+    if flagged and p.kind in (kinds.Kind.DISCRETE, kinds.Kind.EXTREME) and kinds.seen_before(seen, x):
+        # A value the metric took on an ordinary run is not news.
+        flagged = False
     method = "seasonal_robust_z" if band.seasonal else "robust_z"
     reason = None
     if flagged:
         side = "above" if delta > 0 else "below"
-        sigma = f"{abs(score):.1f} robust σ {side}" if np.isfinite(score) else "the series never varied before"
+        sigma = f"{abs(score):.1f} robust σ {side}" if np.isfinite(score) else "it never varied before"
         reason = (
             f"{_label(p.name)} {_fmt(x)} is far {side} the expected {_fmt(band.expected)} "
             f"(normal range {_fmt(lower)}–{_fmt(upper)}{cal.label() if band.seasonal else ''}; {sigma})"
         )
-        if p.reanchored:
-            reason += "; baseline re-anchored after an earlier persistent shift"
+        if p.new_level_at is not None:
+            reason += "; baseline restarted at an earlier persistent change"
     return MetricResult(p.name, x, expected=band.expected, lower=lower, upper=upper,
                         score=_cap(score), flagged=flagged, method=method, reason=reason)
+
+
+def _judge_constant(p: _Prepared, alpha: float) -> MetricResult:
+    """A metric with one value on every baseline run: any change is news (10 -> 13 columns).
+
+    A count that was always 0 may still see a rare event: with n zeros its rate is at most
+    3 / n (95%), so only a count that such a rate makes less likely than `alpha` alerts.
+    """
+    x, mcfg = p.observed, p.cfg
+    value = float(p.values[p.base][0])
+    n = int(p.base.sum())
+    delta = x - value
+    min_delta = max(mcfg.min_absolute_change, mcfg.min_relative_change * abs(value))
+    flagged = abs(delta) > min_delta and (
+        (delta > 0 and mcfg.direction != "down") or (delta < 0 and mcfg.direction != "up"))
+    if flagged and value == 0 and x > 0 and float(x).is_integer():
+        flagged = float(special.pdtrc(x - 1.0, 3.0 / n)) < alpha
+    score = 0.0 if delta == 0 else math.copysign(SCORE_CAP, delta)
+    reason = None
+    if flagged:
+        reason = (f"{_label(p.name)} changed from {_fmt(value)} to {_fmt(x)}: it was "
+                  f"{_fmt(value)} on all {n} runs before")
+    return MetricResult(p.name, x, expected=value, lower=value - min_delta, upper=value + min_delta,
+                        score=score, flagged=flagged, method="constant_change", reason=reason)
 
 
 def _binary_columns(window: pd.DataFrame, current: pd.Series) -> set[str]:
@@ -619,10 +685,14 @@ def detect(
             raise ValueError(
                 f"excluded has {excluded_all.size} flags but history has {len(history)} rows"
             )
-    first_row = max(0, len(history) - cfg.lookback)
+    lookback = cfg.lookback
+    step = _spacing(history)
+    if step is not None and step < pd.Timedelta(days=1):
+        lookback = max(lookback, cfg.lookback_subdaily)
+    first_row = max(0, len(history) - lookback)
     window = history.iloc[first_row:]
     excluded_rows = excluded_all[first_row:]
-    cal = _calendar(history, current, period if period is not None else cfg.period, first_row)
+    cals = _calendars(history, current, period if period is not None else cfg.period, first_row)
     history_points = int((~excluded_rows).sum())
     learning = history_points < cfg.min_history
 
@@ -670,19 +740,31 @@ def detect(
             results[name] = MetricResult(name, x, method="skipped", reason="new metric: no history yet")
             continue
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        profile = _profile(values, excluded_rows, cal, cfg)
-        base, reanchored = _baseline(values, excluded_rows, cal, cfg, mcfg, profile)
-        n_base = int(base.sum())
-        if n_base < cfg.min_history:
-            what = "re-anchored on a persistent shift; learning" if reanchored else "learning"
-            results[name] = MetricResult(name, x, method="learning",
-                                         reason=f"{what}: {n_base} of {cfg.min_history} points")
+        cal, profile = cals[-1], None
+        for candidate in cals:
+            profile = _profile(values, excluded_rows, candidate, cfg)
+            if profile is not None:
+                cal = candidate
+                break
+        rows = _baseline(values, excluded_rows, cal, cfg, mcfg, profile, x)
+        n_base = int(rows.rows.sum())
+        if rows.new_level_at is not None and n_base < cfg.adaptation:
+            since = window.index[rows.new_level_at]
+            results[name] = MetricResult(
+                name, x, method="new_level", flagged=cfg.adaptation_blocking,
+                reason=f"{_label(name)}: new level since {since}; learning: {n_base} of "
+                f"{cfg.adaptation} points")
             continue
-        prepared.append(_Prepared(name, mcfg, x, values, base, reanchored, profile))
+        if n_base < cfg.min_history:
+            results[name] = MetricResult(name, x, method="learning",
+                                         reason=f"learning: {n_base} of {cfg.min_history} points")
+            continue
+        kind = kinds.infer_kind(name, values[rows.rows])
+        prepared.append(_Prepared(name, mcfg, x, values, rows.rows, rows.new_level_at, profile, kind, cal))
 
     n_family = _distinct_series(prepared)
     for p in prepared:
-        results[p.name] = _judge_robust(p, cal, cfg, n_family)
+        results[p.name] = _judge_robust(p, p.cal, cfg, n_family)
         zero = _judge_zero(p, results[p.name])
         if zero is not None:
             results[p.name] = zero

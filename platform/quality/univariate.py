@@ -68,6 +68,57 @@ class SeasonalProfile:
 
     profile: np.ndarray
     loo: np.ndarray
+    # Factors around 1 (a weekend at 1.4 times the weekday level grows with the level) instead
+    # of offsets around 0: chosen for strictly positive metrics, whose seasonal swing scales
+    # with a trending level (an offset fitted on months of growth underestimates the latest
+    # weekend by the growth since).
+    multiplicative: bool = False
+
+    def remove(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """`values` without the seasonal component `rows` (one entry per value)."""
+        return values / rows if self.multiplicative else values - rows
+
+    def add(self, level: float, phase_value: float) -> float:
+        return level * phase_value if self.multiplicative else level + phase_value
+
+
+def group_medians(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of `values` per group 0..n_groups-1 (NaN for an empty group), without a loop."""
+    order = np.lexsort((values, groups))
+    ordered = values[order]
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    out = np.full(n_groups, np.nan)
+    full = counts > 0
+    low = starts[full] + (counts[full] - 1) // 2
+    high = starts[full] + counts[full] // 2
+    out[full] = (ordered[low] + ordered[high]) / 2.0
+    return out
+
+
+def leave_one_out_medians(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per row, the median of its group without that row (NaN for a group of one)."""
+    order = np.lexsort((values, groups))
+    ordered = values[order]
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    sizes = counts[groups[order]]
+    first = starts[groups[order]]
+    rank = np.arange(values.size) - first
+    remaining = sizes - 1
+
+    def pick(position: np.ndarray) -> np.ndarray:
+        # Position among the remaining rows -> position in the sorted group.
+        shifted = position + (position >= rank)
+        return ordered[np.clip(first + shifted, 0, values.size - 1)]
+
+    low = np.maximum((remaining - 1) // 2, 0)
+    high = np.maximum(remaining // 2, 0)
+    medians = (pick(low) + pick(high)) / 2.0
+    medians[remaining < 1] = np.nan
+    out = np.empty(values.size)
+    out[order] = medians
+    return out
 
 
 def fit_seasonal_profile(
@@ -96,38 +147,34 @@ def fit_seasonal_profile(
     level = np.median(sliding_window_view(values, period), axis=1)
     # Centred window: level[i] belongs to row i + half.
     inside = slice(half, half + level.size)
-    resid = values[inside] - level
+    multiplicative = bool(np.all(values > 0))
+    resid = np.log(values[inside] / level) if multiplicative else values[inside] - level
     ph = phases[inside]
-    if any(np.count_nonzero(ph == k) < 2 for k in range(period)):
+    if np.any(np.bincount(ph, minlength=period)[:period] < 2):
         return None
     if np.ptp(resid) == 0:
         return None
     used = np.ones(resid.size, dtype=bool)
     if excluded is not None:
         used = ~np.asarray(excluded, dtype=bool)[inside]
-        for k in range(period):
-            if not np.any(used[ph == k]):
-                used[ph == k] = True
+        empty = np.bincount(ph[used], minlength=period)[:period] == 0
+        used |= empty[ph]
     if seasonal_p_value(resid[used], ph[used], period) >= p_value:
         return None
-    groups = [resid[used & (ph == k)] for k in range(period)]
-    raw = np.array([np.median(g) for g in groups])
+    raw = group_medians(resid[used], ph[used], period)
     offset = float(np.median(raw))
     profile = raw - offset
     loo = profile[phases].astype(float)
-    inner = np.empty(resid.size)
-    for k, group in enumerate(groups):
-        size = group.size
-        rows = np.flatnonzero(used & (ph == k))
-        if size >= 2:
-            others = np.broadcast_to(group, (size, size))[~np.eye(size, dtype=bool)].reshape(size, size - 1)
-            inner[rows] = np.median(others, axis=1) - offset
-        else:
-            # The phase's only clean row has no clean sibling to correct it out of sample.
-            inner[rows] = profile[k]
-        # Excluded rows never fitted the profile: their full-profile value is already out of sample.
-        inner[(ph == k) & ~used] = profile[k]
+    # Each clean row corrected by its phase's median without it; a phase's only clean row has
+    # no sibling to correct it out of sample, and excluded rows never fitted the profile, so
+    # their full-profile value is already out of sample.
+    inner = profile[ph].astype(float)
+    own = leave_one_out_medians(resid[used], ph[used], period) - offset
+    inner[used] = np.where(np.isnan(own), inner[used], own)
     loo[inside] = inner
+    if multiplicative:
+        # Fitted on log ratios (symmetric for dips and peaks), applied as factors.
+        return SeasonalProfile(np.exp(profile), np.exp(loo), multiplicative=True)
     return SeasonalProfile(profile, loo)
 
 
@@ -137,28 +184,36 @@ def fit_band(
     seasonal_now: float = 0.0,
     phases: np.ndarray | None = None,
     current_phase: int | None = None,
+    multiplicative: bool = False,
 ) -> Band:
     """Forecast the next point from `values` (oldest first) without looking at it.
 
     seasonal_rows: the seasonal component to remove from each value (leave-one-out, see
     SeasonalProfile), seasonal_now: the one to add back for the forecast; phases and
-    current_phase let the band widen where the profile is least certain.
+    current_phase let the band widen where the profile is least certain. multiplicative: the
+    seasonal components are factors (SeasonalProfile.multiplicative), so the forecast and its
+    scale are the deseasoned ones times this phase's factor.
     """
     seasonal = seasonal_rows is not None
     counts = bool(np.all(values == np.round(values)))
     spread = float(np.max(np.abs(values - np.median(values)))) if values.size else 0.0
     # Poisson-like counts with a median of 0 still have a mean, which sets their noise.
     mean_size = float(np.mean(np.abs(values))) if values.size else 0.0
-    deseasoned = values - seasonal_rows if seasonal else values
-    season_now = float(seasonal_now) if seasonal else 0.0
+    if seasonal and multiplicative:
+        deseasoned = values / seasonal_rows
+        factor, season_now = float(seasonal_now), 0.0
+    else:
+        deseasoned = values - seasonal_rows if seasonal else values
+        factor, season_now = 1.0, float(seasonal_now) if seasonal else 0.0
 
     n = deseasoned.size
     if n < MIN_POINTS_FOR_ERRORS:
         centre = float(np.median(deseasoned))
         # Inflate by the variance of the median itself: the forecast is uncertain too.
-        scale = robust_scale(deseasoned) * np.sqrt(1.0 + np.pi / (2.0 * max(n, 1)))
+        scale = robust_scale(deseasoned) * np.sqrt(1.0 + np.pi / (2.0 * max(n, 1))) * factor
+        centre = centre * factor + season_now
         scale = count_noise_floor(scale, max(abs(centre), mean_size), counts, spread)
-        return Band(centre + season_now, scale, seasonal, 0.0, n)
+        return Band(centre, scale, seasonal, 0.0, n)
 
     window = min(LEVEL_WINDOW, n // 2)
     # Median of the `window` points before each point: genuine one-step-ahead errors.
@@ -179,10 +234,10 @@ def fit_band(
     # Overlapping windows correlate the errors: count roughly one independent error per window/3.
     independent = max(1.0, recent.size / max(1.0, window / 3.0))
     lag_noise = 1.2533 * scale / np.sqrt(independent)
-    trend = lag if abs(lag) > 3.0 * lag_noise else 0.0
-    centre = float(np.median(deseasoned[-window:])) + trend
-    scale = count_noise_floor(scale, max(abs(centre), mean_size), counts, spread)
-    return Band(centre + season_now, scale, seasonal, trend, errors.size)
+    trend = lag * max(0.0, 1.0 - (lag_noise / lag) ** 2) if lag else 0.0
+    centre = (float(np.median(deseasoned[-window:])) + trend) * factor + season_now
+    scale = count_noise_floor(scale * factor, max(abs(centre), mean_size), counts, spread)
+    return Band(centre, scale, seasonal, trend * factor, errors.size)
 
 
 @dataclass
@@ -254,7 +309,7 @@ def seasonal_p_value(values: np.ndarray, groups: np.ndarray, n_groups: int) -> f
     # some group must have replicates to estimate the within-phase noise.
     if np.any(counts < 1) or values.size <= n_groups:
         return 1.0
-    medians = np.array([np.median(values[groups == k]) for k in range(n_groups)])
+    medians = group_medians(values, groups, n_groups)
     centred = values - medians[groups]
     sigma = robust_scale(centred)
     if sigma <= 0:

@@ -1,0 +1,79 @@
+"""What kind of metric a history is: learned from its values, and from its name where it is ours.
+
+Extremes (`min/*`, `max/*`), small discrete domains, fractions, counts and continuous values
+behave differently; the detector picks the model that fits (docs/anomaly.md, "Metric kinds"):
+
+- constant: one value on every baseline run for at least `CONSTANT_MIN_POINTS` runs (a column
+  count, a category count). Any change is news; for a constant 0 count, a change that a rare
+  Poisson event cannot explain.
+- discrete: a small domain of values (at most `DISCRETE_MAX_VALUES` distinct, each seen about
+  twice or more: ratings' minimum of 1, 1.5 or 2, a Poisson count of 0-6). A value the metric
+  took on an ordinary run is never an anomaly, and its spread is the spread of its values.
+- extreme: the smallest or largest value of a sample: heavy-tailed by nature, never judged
+  constant (a week of `min/rating` = 1.5 says little about tomorrow).
+- fraction, count, continuous: the robust forecast with its noise floors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from enum import StrEnum
+
+import numpy as np
+
+# Weeks of one value before "any change alerts": a week of 1.5 is not a law.
+CONSTANT_MIN_POINTS = 14
+DISCRETE_MAX_VALUES = 8
+EXTREME_PATTERNS = ("min/*", "max/*")
+FRACTION_PATTERNS = ("null_fraction/*", "*_fraction", "*_share", "quarantine_share")
+
+
+class Kind(StrEnum):
+    CONSTANT = "constant"
+    DISCRETE = "discrete"
+    EXTREME = "extreme"
+    FRACTION = "fraction"
+    COUNT = "count"
+    CONTINUOUS = "continuous"
+
+
+def _named(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def infer_kind(name: str, values: np.ndarray) -> Kind:
+    """The kind of one metric from its baseline values (no NaN) and its name."""
+    if values.size == 0:
+        return Kind.CONTINUOUS
+    extreme = _named(name, EXTREME_PATTERNS)
+    distinct = np.unique(values)
+    if distinct.size == 1 and values.size >= CONSTANT_MIN_POINTS and not extreme:
+        return Kind.CONSTANT
+    # A small domain: few values, each typically seen more than once.
+    if 1 < distinct.size <= DISCRETE_MAX_VALUES and values.size >= 2 * distinct.size:
+        return Kind.DISCRETE
+    if extreme:
+        return Kind.EXTREME
+    if _named(name, FRACTION_PATTERNS) or (values.min() >= 0 and values.max() <= 1 and not
+                                           np.all(values == np.round(values))):
+        return Kind.FRACTION
+    if np.all(values == np.round(values)):
+        return Kind.COUNT
+    return Kind.CONTINUOUS
+
+
+def value_spread(values: np.ndarray) -> float:
+    """Standard deviation of a discrete metric's values, robust to a tenth of outliers.
+
+    Winsorised at the 5th and 95th percentiles: a small domain's MAD is often 0 (most runs take
+    the same value) while the metric plainly varies.
+    """
+    if values.size < 2:
+        return 0.0
+    low, high = np.quantile(values, [0.05, 0.95])
+    return float(np.std(np.clip(values, low, high), ddof=1))
+
+
+def seen_before(values: np.ndarray, x: float) -> bool:
+    """True when `x` equals a value of the baseline (to float precision)."""
+    return bool(np.any(np.isclose(values, x, rtol=1e-9, atol=1e-12)))

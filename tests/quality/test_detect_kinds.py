@@ -1,0 +1,188 @@
+"""Metric kinds, exclusions that end, new levels and calendars from the partition spacing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_platform.quality import kinds
+from data_platform.quality.anomaly import AnomalyConfig, detect
+from data_platform.quality.baseline import readmit
+from data_platform.quality.univariate import group_medians, leave_one_out_medians
+
+DAYS = pd.date_range("2026-01-05", periods=400, freq="D")
+
+
+def _walk(data: pd.DataFrame, config: AnomalyConfig | None = None, start: int = 1):
+    flags = np.zeros(len(data), dtype=bool)
+    verdicts = {}
+    for t in range(start, len(data)):
+        verdict = detect(data.iloc[:t], data.iloc[t], config, excluded=flags[:t])
+        flags[t] = verdict.is_anomaly
+        verdicts[t] = verdict
+    return flags, verdicts
+
+
+@pytest.mark.parametrize("changed", [13.0, 7.0, 12.0])
+def test_a_constant_metric_that_changes_by_a_fifth_or_more_alerts(changed):
+    history = pd.DataFrame({"value": [10.0] * 60}, index=DAYS[:60])
+    verdict = detect(history, pd.Series({"value": changed}, name=DAYS[60]))
+    assert verdict.is_anomaly
+    assert verdict.metrics["value"].method == "constant_change"
+    assert "on all 60 runs" in verdict.reasons[0]
+
+
+def test_a_constant_metric_within_its_minimum_change_does_not_alert():
+    history = pd.DataFrame({"value": [100.0] * 60}, index=DAYS[:60])
+    assert not detect(history, pd.Series({"value": 101.0}, name=DAYS[60])).is_anomaly
+
+
+def test_a_count_that_was_always_zero_alerts_only_beyond_a_rare_event():
+    history = pd.DataFrame({"value": [0.0] * 30}, index=DAYS[:30])
+    assert not detect(history, pd.Series({"value": 1.0}, name=DAYS[30])).is_anomaly
+    assert detect(history, pd.Series({"value": 5.0}, name=DAYS[30])).is_anomaly
+
+
+def test_a_week_of_one_value_is_not_yet_a_constant():
+    history = pd.DataFrame({"value": [1.5] * 8}, index=DAYS[:8])
+    assert kinds.infer_kind("value", history["value"].to_numpy()) is not kinds.Kind.CONSTANT
+    assert kinds.infer_kind("min/rating", np.full(60, 1.5)) is kinds.Kind.EXTREME
+
+
+def test_a_discrete_extreme_never_locks_itself_out():
+    """min/rating takes 1, 1.5 and 2 on ordinary days: no exclusion loop, whatever the seed."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        values = rng.choice([1.0, 1.5, 2.0], p=[0.2, 0.6, 0.2], size=150)
+        # A stretch of one value first, as a short history often shows.
+        values[:14] = 1.5
+        flags, _ = _walk(pd.DataFrame({"min/rating": values}, index=DAYS[:150]))
+        assert flags.sum() <= 1, (seed, np.flatnonzero(flags))
+
+
+def test_a_value_seen_on_an_ordinary_run_is_not_flagged_but_a_far_one_is():
+    rng = np.random.default_rng(3)
+    values = rng.choice([1.0, 1.5, 2.0], p=[0.1, 0.8, 0.1], size=60)
+    history = pd.DataFrame({"min/rating": values}, index=DAYS[:60])
+    assert not detect(history, pd.Series({"min/rating": 2.0}, name=DAYS[60])).is_anomaly
+    far = detect(history, pd.Series({"min/rating": -3.0}, name=DAYS[60]))
+    assert far.is_anomaly and "never varied" not in far.reasons[0]
+
+
+def test_an_excluded_run_whose_value_is_ordinary_rejoins_the_baseline():
+    values = np.array([10.0, 11, 9, 10, 12, 10, 11, 50, 10.5, 9.5])
+    excluded = np.zeros(10, dtype=bool)
+    excluded[[3, 7]] = True  # row 3 was excluded for another metric, row 7 is a real spike
+    rows, readmitted = readmit(values, excluded)
+    assert rows[3] and not rows[7]
+    assert readmitted == 1
+
+
+def test_values_that_keep_coming_back_are_ordinary():
+    values = np.full(60, 10.0) + np.tile([0.0, 0.5, -0.5], 20)
+    values[[10, 25, 40, 55]] = 14.0
+    excluded = values == 14.0
+    rows, _ = readmit(values, excluded)
+    assert rows[excluded].all()
+    rows, _ = readmit(values[:30], excluded[:30])
+    assert not rows[:30][excluded[:30]].any(), "two occurrences are still incidents"
+
+
+def test_a_persistent_change_alerts_once_then_learns_the_new_level():
+    rng = np.random.default_rng(0)
+    values = 100 + rng.normal(0, 2, 90)
+    values[50:] += 30
+    data = pd.DataFrame({"value": values}, index=DAYS[:90])
+    flags, verdicts = _walk(data, start=14)
+    assert flags[50], "the change alerts on its day"
+    assert not flags[51:].any(), np.flatnonzero(flags)
+    learning = verdicts[51].metrics["value"]
+    assert learning.method == "new_level" and "new level since 2026-02-24" in learning.reason
+    assert verdicts[60].metrics["value"].method in ("robust_z", "seasonal_robust_z")
+    # Judged against the new level again: a return to the old level is news.
+    back = detect(data, pd.Series({"value": 100.0}, name=DAYS[90]), excluded=flags)
+    assert back.is_anomaly
+
+
+def test_a_spike_is_not_a_new_level():
+    rng = np.random.default_rng(1)
+    values = 100 + rng.normal(0, 2, 80)
+    values[50] += 40
+    values[65] -= 40
+    flags, _ = _walk(pd.DataFrame({"value": values}, index=DAYS[:80]), start=14)
+    assert flags[50] and flags[65]
+    assert flags.sum() == 2
+
+
+def test_adaptation_can_stay_blocking():
+    rng = np.random.default_rng(0)
+    values = 100 + rng.normal(0, 2, 60)
+    values[50:] += 30
+    data = pd.DataFrame({"value": values}, index=DAYS[:60])
+    flags, verdicts = _walk(data, AnomalyConfig(adaptation_blocking=True), start=14)
+    assert flags[50:57].all()
+    assert verdicts[52].metrics["value"].method == "new_level"
+
+
+def _trending_weekly(rng: np.random.Generator, days: int = 150) -> pd.DataFrame:
+    index = DAYS[:days]
+    weekly = np.ones(7)
+    weekly[5:] = 1.45
+    level = 2000 * (1 + 0.005 * np.arange(days)) * weekly[index.day_of_week]
+    return pd.DataFrame({"value": np.round(level * (1 + rng.normal(0, 0.04, days)))}, index=index)
+
+
+def test_a_growing_weekly_series_is_learned_multiplicatively():
+    """Weekend peaks grow with the level; clean days of a growing series rarely alert."""
+    flagged = 0
+    for seed in range(4):
+        flags, _ = _walk(_trending_weekly(np.random.default_rng(seed)), start=21)
+        flagged += int(flags.sum())
+    assert flagged <= 2, flagged
+
+
+def test_a_drop_on_a_growing_weekly_series_is_caught():
+    data = _trending_weekly(np.random.default_rng(7))
+    history, day = data.iloc[:120], data.iloc[120].copy()
+    day["value"] *= 0.6
+    verdict = detect(history, day)
+    assert verdict.is_anomaly and verdict.metrics["value"].method == "seasonal_robust_z"
+
+
+def test_hourly_runs_learn_the_week_once_three_weeks_are_there():
+    rng = np.random.default_rng(0)
+    hours = pd.date_range("2026-03-02", periods=24 * 28 + 1, freq="h")
+    daily = 1 + 0.6 * np.sin((hours.hour - 8) / 24 * 2 * np.pi)
+    weekly = np.where(hours.day_of_week >= 5, 0.6, 1.0)
+    values = np.round(500 * daily * weekly * (1 + rng.normal(0, 0.03, hours.size)))
+    data = pd.DataFrame({"value": values}, index=hours)
+    history, now = data.iloc[:-1], data.iloc[-1].copy()
+    ordinary = detect(history, now)
+    assert not ordinary.is_anomaly
+    now["value"] *= 0.5
+    dropped = detect(history, now)
+    assert dropped.is_anomaly
+    assert "for a Monday at 00:00" in dropped.reasons[0]
+
+
+def test_hourly_history_keeps_four_weeks():
+    hours = pd.date_range("2026-03-02", periods=900, freq="h")
+    data = pd.DataFrame({"value": np.arange(900.0) % 24 + 100}, index=hours)
+    verdict = detect(data, pd.Series({"value": 112.0}, name=hours[-1] + pd.Timedelta(hours=1)))
+    assert verdict.history_points == AnomalyConfig().lookback_subdaily
+
+
+def test_group_medians_match_numpy():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n, k = int(rng.integers(1, 40)), int(rng.integers(1, 6))
+        values, groups = rng.normal(size=n).round(1), rng.integers(0, k, n)
+        medians = group_medians(values, groups, k)
+        loo = leave_one_out_medians(values, groups, k)
+        for g in range(k):
+            members = values[groups == g]
+            assert np.isnan(medians[g]) if members.size == 0 else np.isclose(medians[g], np.median(members))
+        for i in range(n):
+            others = values[(groups == groups[i]) & (np.arange(n) != i)]
+            assert np.isnan(loo[i]) if others.size == 0 else np.isclose(loo[i], np.median(others))
