@@ -643,6 +643,10 @@ def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> st
         lines.append(f"\n{judged.note}")
     if verdict is None:
         return "\n".join(lines)
+    adapting = [m for m in verdict.metrics.values() if m.method == "new_level" and m.reason]
+    if adapting:
+        lines.append("")
+        lines.extend(f"- {m.reason} (after the alert on the change; not judged meanwhile)" for m in adapting)
     shown = _metrics_to_show(verdict)
     if shown:
         lines.append("\n| metric | observed | expected | range | score | method |")
