@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 
 import dagster as dg
 import pandas as pd
@@ -32,19 +32,15 @@ def health_metadata(
     """Metadata for one materialization: what the checks learn from and the UI plots."""
     import time
 
-    event_time = schema.event_time if schema is not None else None
-    if event_time is not None and event_time not in df.columns:
-        event_time = None
-    partition_end = datetime.combine(day + timedelta(days=1), datetime.min.time()) if day else None
-    metrics = health.compute_health(
+    metrics = health.asset_health(
         df,
-        key=key if key is not None else (schema.key if schema is not None else ()),
-        event_time=event_time,
-        partition_end=pd.Timestamp(partition_end) if partition_end else None,
+        schema,
+        day=day,
         quarantined=quarantined,
         rejected=rejected,
         source_rows=source_rows,
         duration_seconds=(time.perf_counter() - started) if started is not None else None,
+        key=key,
     )
     metadata: dict[str, object] = dict(metrics)
     metadata[health.COLUMN_SCHEMA] = table_schema(df)

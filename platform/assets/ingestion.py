@@ -9,31 +9,17 @@ drift is visible in the raw table, its schema metadata and the checks, and clean
 import time
 
 import dagster as dg
-import pandas as pd
 
 from data_platform.assets.health import health_metadata, previous_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
 from data_platform.quality import health
 from data_platform.resources.source import SourceResource
-from data_platform.sources.schemas import SCHEMAS, coerce
+from data_platform.sources.schemas import SCHEMAS, align_to_schema
 
 INGESTION = "ingestion"
-
-
-def align_to_schema(entity: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical columns first (missing ones all-missing), then any extra columns the source sent."""
-    schema = SCHEMAS[entity]
-    out = pd.DataFrame(index=frame.index)
-    for col, dtype in schema.columns.items():
-        if col in frame.columns:
-            out[col] = frame[col] if str(frame[col].dtype) == dtype else coerce(frame[col], dtype)
-        else:
-            out[col] = pd.Series(pd.NA, index=frame.index).pipe(coerce, dtype)
-    for col in frame.columns:
-        if col not in schema.columns:
-            out[col] = frame[col]
-    return out.reset_index(drop=True)
+# align_to_schema lives in the pure layer (the benchmarks replay ingestion without Dagster).
+__all__ = ["INGESTION", "align_to_schema", "build_ingestion_asset"]
 
 
 def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:

@@ -12,9 +12,14 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable
+from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from data_platform.sources.schemas import EntitySchema
 
 # Dagster's standard keys.
 ROW_COUNT = "dagster/row_count"
@@ -160,6 +165,38 @@ def compute_health(
     for position, name in enumerate(columns):
         out.update(_column_health(str(name), df.iloc[:, position], rows))
     return out
+
+
+def asset_health(
+    df: pd.DataFrame,
+    schema: EntitySchema | None = None,
+    *,
+    day: date | None = None,
+    quarantined: int = 0,
+    rejected: int | None = None,
+    source_rows: int | None = None,
+    duration_seconds: float | None = None,
+    key: tuple[str, ...] | None = None,
+) -> dict[str, float | int]:
+    """The numeric metadata an asset records for one materialization (what the checks learn from).
+
+    `schema` gives the key (unless `key` is given) and the event time, whose lag to the end of
+    the partition `day` is the freshness. The assets add Dagster's non-numeric keys to this.
+    """
+    event_time = schema.event_time if schema is not None else None
+    if event_time is not None and event_time not in df.columns:
+        event_time = None
+    partition_end = pd.Timestamp(day) + pd.Timedelta(days=1) if day is not None else None
+    return compute_health(
+        df,
+        key=key if key is not None else (schema.key if schema is not None else ()),
+        event_time=event_time,
+        partition_end=partition_end,
+        quarantined=quarantined,
+        rejected=rejected,
+        source_rows=source_rows,
+        duration_seconds=duration_seconds,
+    )
 
 
 def freshness_lag_hours(

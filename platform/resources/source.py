@@ -64,19 +64,14 @@ class SourceResource(dg.ConfigurableResource):
         return getattr(self, entity)
 
     def fetch(self, entity: str, day: date | None = None) -> LoadResult:
-        spec = self.spec(entity)
-        if parse_spec(spec).kind == SYNTHETIC:
-            from data_platform.sources import synthetic
-
-            frame = synthetic.generate(
-                entity,
-                day,
-                seed=self.seed,
-                scale=self.synthetic_scale,
-                incidents=self.synthetic_incidents,
-            )
-            return LoadResult(data=frame, entity=entity)
-        return fetch(spec, entity, day, seed=self.seed)
+        return fetch(
+            self.spec(entity),
+            entity,
+            day,
+            seed=self.seed,
+            scale=self.synthetic_scale,
+            incidents=self.synthetic_incidents,
+        )
 
 
 def source_resource_from_env() -> SourceResource:

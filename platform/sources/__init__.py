@@ -81,9 +81,18 @@ def load(
 
 
 def fetch(
-    spec: str | SourceSpec, entity: str, day: date | None = None, *, seed: int = 0
+    spec: str | SourceSpec,
+    entity: str,
+    day: date | None = None,
+    *,
+    seed: int = 0,
+    scale: float = 1.0,
+    incidents: bool = True,
 ) -> LoadResult:
-    """What an asset run needs: one day of an event entity, or a whole dimension table."""
+    """What an asset run needs: one day of an event entity, or a whole dimension table.
+
+    `scale` and `incidents` apply to the synthetic source only (see `synthetic.generate`).
+    """
     parsed = parse_spec(spec)
     if entity not in SCHEMAS:
         raise SourceError(
@@ -96,7 +105,8 @@ def fetch(
     if parsed.kind == SYNTHETIC:
         from data_platform.sources import synthetic
 
-        return LoadResult(data=synthetic.generate(entity, day, seed=seed), entity=entity)
+        frame = synthetic.generate(entity, day, seed=seed, scale=scale, incidents=incidents)
+        return LoadResult(data=frame, entity=entity)
     if parsed.kind == SQL:
         from data_platform.sources.sql import read_sql
 

@@ -172,3 +172,21 @@ SCHEMAS: dict[str, EntitySchema] = {
 ENTITIES: tuple[str, ...] = tuple(SCHEMAS)
 EVENT_ENTITIES: tuple[str, ...] = tuple(n for n, s in SCHEMAS.items() if s.partitioned)
 DIMENSION_ENTITIES: tuple[str, ...] = tuple(n for n, s in SCHEMAS.items() if not s.partitioned)
+
+
+def align_to_schema(entity: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical columns first (missing ones all-missing), then any extra columns the source sent.
+
+    What ingestion stores as `<entity>_raw`: unlike `conform`, a drifted source stays visible.
+    """
+    schema = SCHEMAS[entity]
+    out = pd.DataFrame(index=frame.index)
+    for col, dtype in schema.columns.items():
+        if col in frame.columns:
+            out[col] = frame[col] if str(frame[col].dtype) == dtype else coerce(frame[col], dtype)
+        else:
+            out[col] = pd.Series(pd.NA, index=frame.index).pipe(coerce, dtype)
+    for col in frame.columns:
+        if col not in schema.columns:
+            out[col] = frame[col]
+    return out.reset_index(drop=True)
