@@ -9,6 +9,10 @@ their own past verdicts back as `excluded` flags, exactly as the asset check doe
 Scoring: an incident is caught if any flag falls inside its window; each run of consecutive flags
 outside incident windows is one false alert; false-alert rate = false alerts / clean runs.
 
+This module is the development set (seed 0) and the shared parts (scoring, walk-forward,
+baselines). `data-platform bench anomaly` (anomaly_eval) adds the evaluation seeds, the
+single-metric families (bench_families) and NAB's real series (nab).
+
     python -c "from data_platform.quality.anomaly_bench import main; main()"
 """
 
@@ -22,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from data_platform.quality.anomaly import AnomalyConfig, detect
+from data_platform.quality.history import DEFAULT_LOOKBACK
 
 INCIDENT_KINDS = ("spike", "drop", "zero", "level_shift", "null_spike", "schema_change")
 # Only jointly anomalous: the distinct count leaves its usual ratio to the row count while each
@@ -40,6 +45,9 @@ class Incident:
     start: int
     # Last day (inclusive) on which a flag counts as catching it.
     end: int
+    # A change that stays: points after `end` up to this one (inclusive) are the detector's
+    # adaptation, where flags count neither as catches nor as false alerts.
+    adapt_until: int | None = None
 
 
 @dataclass
@@ -146,12 +154,15 @@ def generate_asset(
     return GeneratedAsset(data, incidents)
 
 
-def walk_forward(data: pd.DataFrame, config: AnomalyConfig) -> np.ndarray:
-    """Flags of `detect` for every day, feeding past flags back as `excluded`."""
+def walk_forward(data: pd.DataFrame, config: AnomalyConfig | None) -> np.ndarray:
+    """Flags of `detect` for every point, like the asset check: point t is judged against the
+    `lookback` points before it, and past flags come back as `excluded`."""
+    lookback = getattr(config or AnomalyConfig(), "lookback", DEFAULT_LOOKBACK)
     flags = np.zeros(len(data), dtype=bool)
-    for day in range(1, len(data)):
-        verdict = detect(data.iloc[:day], data.iloc[day], config, excluded=flags[:day])
-        flags[day] = verdict.is_anomaly
+    for t in range(1, len(data)):
+        first = max(0, t - lookback)
+        verdict = detect(data.iloc[first:t], data.iloc[t], config, excluded=flags[first:t])
+        flags[t] = verdict.is_anomaly
     return flags
 
 
@@ -179,22 +190,33 @@ def one_sigma_flags(data: pd.DataFrame) -> np.ndarray:
 
 
 def score_flags(flags: np.ndarray, incidents: list[Incident], start: int = EVAL_START) -> dict:
-    days = flags.size
-    in_window = np.zeros(days, dtype=bool)
-    caught = 0
+    """Points before `start` are not judged (warm-up, NAB's probation). An incident is caught by
+    a judged flag inside [start, end]; an incident over before `start` is not counted. Points in
+    an adaptation window are neither. Each run of consecutive judged flags on clean points is one
+    false alert."""
+    points = flags.size
+    judged = np.arange(points) >= start
+    in_window = np.zeros(points, dtype=bool)
+    adapting = np.zeros(points, dtype=bool)
+    counted = caught = 0
     for incident in incidents:
-        in_window[incident.start : incident.end + 1] = True
-        caught += bool(flags[incident.start : incident.end + 1].any())
-    judged = np.arange(days) >= start
-    outside = flags & ~in_window & judged
+        window = slice(incident.start, incident.end + 1)
+        in_window[window] = True
+        if incident.adapt_until is not None:
+            adapting[incident.end + 1 : incident.adapt_until + 1] = True
+        if incident.end >= start:
+            counted += 1
+            caught += bool((flags[window] & judged[window]).any())
+    clean = judged & ~in_window & ~adapting
+    outside = flags & clean
+    # A run of flags is broken by an unflagged point or by an incident or adaptation point.
     padded = np.concatenate(([False], outside))
     false_alerts = int(np.sum(padded[1:] & ~padded[:-1]))
-    clean_runs = int(np.sum(judged & ~in_window))
     return {
-        "incidents": len(incidents),
+        "incidents": counted,
         "caught": caught,
         "false_alerts": false_alerts,
-        "clean_runs": clean_runs,
+        "clean_runs": int(clean.sum()),
         "flagged_clean_runs": int(outside.sum()),
     }
 
