@@ -197,10 +197,30 @@ def _ratio(value) -> str:
 
 
 def bench_anomaly(args: argparse.Namespace) -> int:
-    from data_platform.quality import anomaly_bench
+    """Development and evaluation splits plus NAB; progress on stderr, markdown on stdout."""
+    from pathlib import Path
 
-    results = anomaly_bench.run_benchmark(quick=args.quick)
-    print(anomaly_bench.render_markdown(results))
+    from data_platform.quality import anomaly_eval, nab
+
+    split = getattr(args, "split", "all")
+    seeds = tuple(getattr(args, "seeds", None) or anomaly_eval.EVAL_SEEDS)
+    nab_dir = getattr(args, "nab_dir", None)
+    if nab_dir is not None and not (Path(nab_dir) / "combined_windows.json").is_file():
+        print(f"--nab-dir {nab_dir}: no combined_windows.json there", file=sys.stderr)
+        return 2
+    nab_dir = nab_dir or nab.default_nab_dir()
+    if nab_dir is None and split != "dev":
+        print("NAB folder not found: the real-series section is skipped", file=sys.stderr)
+    jobs = getattr(args, "jobs", None) or min(2, os.cpu_count() or 1)
+    try:
+        results = anomaly_eval.run_evaluation(split, seeds, args.quick, nab_dir, jobs, progress=sys.stderr)
+    except ValueError as error:
+        print(f"bench anomaly: {error}", file=sys.stderr)
+        return 2
+    print(anomaly_eval.render_markdown(results))
+    if getattr(args, "json", None):
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        print(f"results written to {args.json}", file=sys.stderr)
     return 0
 
 

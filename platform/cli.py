@@ -199,6 +199,13 @@ def run_bench(args: argparse.Namespace) -> int:
     return bench.main(args)
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, not {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="data-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="small smoke version (CI)")
     bench.add_argument("--rows", type=int, nargs="*", help="row counts (io, pipeline)")
     bench.add_argument("--postgres-url", default=os.environ.get("DATA_PLATFORM_BENCH_POSTGRES_URL"))
+    bench.add_argument("--split", choices=["dev", "eval", "all"], default="all",
+                       help="anomaly only: development set (seed 0), evaluation sets, or both (default)")
+    bench.add_argument("--seeds", type=_seeds,
+                       help="comma-separated seeds; anomaly: evaluation seeds (default 1,2,3; never 0, the dev seed)")
+    bench.add_argument("--nab-dir", help="anomaly only: NAB folder (default $DATA_PLATFORM_REAL_DATA/nab_dev "
+                       "or ../shared/data/nab_dev; skipped when absent)")
+    bench.add_argument("--json", help="anomaly only: also write the full results as JSON here")
+    bench.add_argument("--jobs", type=int, help="worker processes; anomaly: default 2 (1 on one core)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.days < 1:
