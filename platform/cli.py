@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: no auth in OSS)")
     ui.add_argument("--port", type=int, default=3000)
     bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
-    bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models"])
+    bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform"])
     bench.add_argument(
         "target", nargs="*",
         help="models only: movielens PATH | scale [N] | retail DIR | sentiment DIR | polarity DIR",
@@ -224,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="small smoke version (CI)")
     bench.add_argument("--rows", type=int, nargs="*", help="row counts (io, pipeline)")
     bench.add_argument("--postgres-url", default=os.environ.get("DATA_PLATFORM_BENCH_POSTGRES_URL"))
+    bench.add_argument("--days", type=int, help="platform only: consecutive days per window (default 180, quick 42)")
+    bench.add_argument("--end-date", help="platform only: last day, YYYY-MM-DD (default yesterday); "
+                       "platform also takes --seeds (default 0,1,2; quick 0) and --jobs (at most 2)")
+    bench.add_argument("--no-incidents-too", action="store_true",
+                       help="platform only: also run every window with the incident calendar off")
     bench.add_argument("--split", choices=["dev", "eval", "all"], default="all",
                        help="anomaly only: development set (seed 0), evaluation sets, or both (default)")
     bench.add_argument("--seeds", type=_seeds,

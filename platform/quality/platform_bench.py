@@ -35,6 +35,7 @@ from data_platform.quality.cleaning import clean
 from data_platform.quality.health import asset_health
 from data_platform.quality.history import (
     DEFAULT_LOOKBACK,
+    coerce_expected_events,
     history_frame,
     numeric_metrics,
     order_points,
@@ -211,10 +212,16 @@ def judge(
     config: object = None,
     detector: Detector | None = None,
     metrics: Sequence[str] | None = None,
+    expected_events: object = None,
 ) -> list[AssetDay]:
-    """Each asset's anomaly check, run after each daily materialization in day order."""
+    """Each asset's anomaly check, run after each daily materialization in day order.
+
+    expected_events: as for `build_anomaly_checks` (None reads DATA_PLATFORM_EXPECTED_EVENTS):
+    a point on the calendar passes and is left out of later baselines.
+    """
     if detector is None:
         from data_platform.quality.anomaly import detect as detector
+    calendar = coerce_expected_events(expected_events)
     records: dict[str, list[tuple[str, Metadata]]] = {a: [] for a in JUDGED_ASSETS}
     flags: dict[str, dict[str, bool]] = {a: {} for a in JUDGED_ASSETS}
     out: list[AssetDay] = []
@@ -230,11 +237,13 @@ def judge(
             point = metadata[day][asset]
             past = [(k, m) for k, m in records[asset] if first <= k < key]
             ordered = order_points(past, before=key, lookback=lookback)
-            excluded = [flags[asset][k] for k, _ in ordered]
+            excluded = [flags[asset][k] or calendar.match(asset, k) is not None for k, _ in ordered]
             history = history_frame(ordered, metrics=metrics)
             observed = pd.Series(numeric_metrics(point, metrics), dtype=float, name=key)
             verdict = detector(history, observed, config, excluded=excluded) if len(observed) else None
             is_anomaly = bool(verdict is not None and verdict.is_anomaly)
+            if calendar.match(asset, key) is not None:
+                is_anomaly = False
             out.append(AssetDay(asset, day, is_anomaly, verdict,
                                 history_points=verdict.history_points if verdict else 0))
             records[asset].append((key, point))

@@ -94,6 +94,17 @@ def test_replay_feeds_back_verdicts_and_honours_the_lookback_and_blocking():
     assert detector.calls[("review_text_features", iso[4])] == ([iso[1], iso[3]], [False, False])
 
 
+def test_replay_honours_the_expected_events_calendar():
+    days = platform_bench.window_days(date(2026, 3, 10), 4)
+    iso = [d.isoformat() for d in days]
+    detector = _Recorder({("orders_clean", days[1])})
+    verdicts = platform_bench.judge(_metadata(days), detector=detector, expected_events=[iso[1]])
+    # On the calendar: not alerted (so not blocking), not learned from.
+    assert not any(v.is_anomaly for v in verdicts)
+    assert detector.calls[("orders_clean", iso[3])] == (iso[:3], [False, True, False])
+    assert detector.calls[("ratings_raw", iso[3])] == (iso[:3], [False, True, False])
+
+
 def test_scores_count_catches_misses_false_alerts_and_blocked_days():
     end = date(2026, 3, 20)
     days = platform_bench.window_days(end, 30)
