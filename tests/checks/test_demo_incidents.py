@@ -39,10 +39,12 @@ def _why(evaluation) -> str:
     meta = evaluation.metadata
     text = meta["explanation"].value if "explanation" in meta else ""
     reasons = [line[2:] for line in text.splitlines() if line.startswith("- ")]
-    worst = ", ".join(f"{k} {meta[k].value:.4g}" for k in ("observed", "expected", "lower", "upper")
-                      if k in meta)
-    metric = meta["metric"].value if "metric" in meta else "-"
-    return f"{'; '.join(reasons) or evaluation.description} [worst {metric}: {worst}]"
+    # The explanation's table: the flagged metrics, or the three highest scores of a pass
+    # (metric | observed | expected | range | score | method).
+    table = [" ".join(line.replace("`", "").split("|")[1:-1]).split()
+             for line in text.splitlines() if line.startswith("| `")]
+    scored = "; ".join(" ".join(row) for row in table)
+    return f"{'; '.join(reasons) or evaluation.description} [{scored}]"
 
 
 def _entity_assets(entity: str) -> set[str]:
