@@ -313,6 +313,13 @@ def _calendars(history: pd.DataFrame, current: pd.Series, period: int | None, fi
     return [_Calendar(period, (np.arange(n_total) % period)[rows], n_total % period)]
 
 
+def _when(label: object) -> str:
+    """A row label as people write it: a date, a date and hour, or the label itself."""
+    if isinstance(label, pd.Timestamp):
+        return label.strftime("%Y-%m-%d" if label == label.normalize() else "%Y-%m-%d %H:%M")
+    return str(label)
+
+
 def _as_float(value: object) -> float:
     if value is None:
         return math.nan
@@ -361,6 +368,9 @@ def _baseline(
 
     def deviation(before: np.ndarray, at: np.ndarray, at_values: np.ndarray):
         band = _fit(values, before, cal, profile)
+        seen = values[before]
+        # A constant has no noise: the count floor of the band does not apply to it.
+        scale = 0.0 if seen.size >= kinds.CONSTANT_MIN_POINTS and np.ptp(seen) == 0 else band.scale
         if profile is None or cal.phases is None:
             centres = np.full(at.size, band.expected)
         else:
@@ -372,17 +382,17 @@ def _baseline(
             factors = profile.profile[phases]
             centres = level * factors if profile.multiplicative else level + factors
         floor = max(mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
-        return at_values - centres, band.scale, floor
+        return at_values - centres, scale, floor
 
-    streak = new_level(values, excluded, current, min_streak=cfg.reanchor_after,
+    change = new_level(values, excluded, current, min_streak=cfg.reanchor_after,
                        min_before=cfg.min_history, deviation=deviation)
-    if streak is None:
-        rows, readmitted = readmit(values, excluded)
+    if change.streak is None:
+        rows, readmitted = readmit(values, excluded | change.tail)
         return BaselineRows(rows, None, readmitted)
-    start, end = streak
+    start, end = change.streak
     # The streak that showed the new level is the new level; later exclusions still count.
     since = np.arange(values.size) >= start
-    tail = excluded & (np.arange(values.size) >= end)
+    tail = (excluded | change.tail) & (np.arange(values.size) >= end)
     rows, readmitted = readmit(np.where(since, values, np.nan), tail)
     return BaselineRows(rows, start, readmitted)
 
@@ -565,11 +575,18 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
     band = _fit(p.values, p.base, cal, p.profile)
     scale = band.scale
     seen = p.values[p.base]
+    if p.kind is kinds.Kind.DISCRETE and not band.seasonal:
+        # A small domain has no trend: its typical value is its median.
+        band = replace(band, expected=float(np.median(seen)), trend=0.0)
     if p.kind in (kinds.Kind.DISCRETE, kinds.Kind.EXTREME) or scale == 0:
         # A small domain's forecast errors are mostly 0 (most runs repeat a value); the values
         # themselves show how far it ordinarily moves.
         scale = max(scale, kinds.value_spread(seen))
-    threshold = mcfg.sensitivity if mcfg.sensitivity is not None else reference_threshold(band.n_eff, alpha)
+    delta = x - band.expected
+    if mcfg.sensitivity is not None:
+        threshold = mcfg.sensitivity
+    else:
+        threshold = reference_threshold(band.n_eff, alpha, band.tail(1 if delta > 0 else -1))
     min_delta = max(mcfg.min_absolute_change, mcfg.min_relative_change * abs(band.expected))
     if p.kind is kinds.Kind.EXTREME and scale == 0:
         # An extreme that never moved (max/rating always 5) may move with a smaller sample:
@@ -749,7 +766,7 @@ def detect(
         rows = _baseline(values, excluded_rows, cal, cfg, mcfg, profile, x)
         n_base = int(rows.rows.sum())
         if rows.new_level_at is not None and n_base < cfg.adaptation:
-            since = window.index[rows.new_level_at]
+            since = _when(window.index[rows.new_level_at])
             results[name] = MetricResult(
                 name, x, method="new_level", flagged=cfg.adaptation_blocking,
                 reason=f"{_label(name)}: new level since {since}; learning: {n_base} of "
@@ -759,7 +776,12 @@ def detect(
             results[name] = MetricResult(name, x, method="learning",
                                          reason=f"learning: {n_base} of {cfg.min_history} points")
             continue
-        kind = kinds.infer_kind(name, values[rows.rows])
+        constant_min = kinds.CONSTANT_MIN_POINTS
+        if rows.new_level_at is not None:
+            before = values[: rows.new_level_at][~np.isnan(values[: rows.new_level_at])]
+            if before.size >= constant_min and np.ptp(before[-constant_min:]) == 0:
+                constant_min = cfg.adaptation
+        kind = kinds.infer_kind(name, values[rows.rows], constant_min)
         prepared.append(_Prepared(name, mcfg, x, values, rows.rows, rows.new_level_at, profile, kind, cal))
 
     n_family = _distinct_series(prepared)

@@ -7,9 +7,9 @@ flagged and excluded again (a `min/rating` of 2.0 judged against a week of 1.5, 
 Two ways out, decided again on every run from the history alone:
 
 - readmission: an excluded run rejoins this metric's baseline when its value lies inside the
-  range of the metric's ordinary runs, or when the history keeps producing values that far out
-  (at least `RECURRENCE` runs, excluded ones included): a run excluded for another metric, or a
-  value that turned out to be ordinary, is ordinary;
+  range of the metric's ordinary runs, or when the history keeps producing that very value
+  (in at least `RECURRENCE` separate episodes, excluded ones included): a run excluded for
+  another metric, or a value that turned out to be ordinary, is ordinary;
 - a new level: when an excluded streak sits on one side, far from the old band, and the runs
   since then, the current one included, stay there, the change is persistent: the baseline
   restarts at it, and the metric is learning again until it has `adaptation` points.
@@ -22,11 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Values this far out must have come back this many times before they are ordinary: one or two
-# past incidents of the same size stay out of the baseline.
+# A value outside the ordinary range must have come back this many times, in separate episodes,
+# before it is ordinary: one or two past incidents stay out of the baseline.
 RECURRENCE = 3
-RECURRENCE_SHARE = 0.05
-MAX_STREAKS = 3
+# ... and make up this share of the window: an incident that repeats the same impossible value
+# (a minimum rating of 0) every few weeks is still an incident.
+RECURRENCE_SHARE = 0.15
+MAX_STREAKS = 12
+EARLY_RUNS = 7
 
 
 @dataclass
@@ -58,23 +61,30 @@ def readmit(values: np.ndarray, excluded: np.ndarray) -> tuple[np.ndarray, int]:
         return base, 0
     ordinary = values[base]
     low, high = float(ordinary.min()), float(ordinary.max())
-    everything = np.sort(values[observed])
-    centre = float(np.median(everything))
-    needed = max(RECURRENCE, int(np.ceil(RECURRENCE_SHARE * everything.size)))
+    positions = np.flatnonzero(observed)
+    seen = values[positions]
+    # An episode starts where the value differs from the previous observed run's.
+    starts = np.concatenate(([True], ~np.isclose(seen[1:], seen[:-1], rtol=1e-9, atol=1e-12)))
     out = base.copy()
     for i in candidates:
         v = values[i]
         if low <= v <= high:
             out[i] = True
             continue
-        # How many runs, excluded ones included, were at least this far out on this side.
-        if v > centre:
-            beyond = everything.size - np.searchsorted(everything, v, side="left")
-        else:
-            beyond = np.searchsorted(everything, v, side="right")
-        if beyond >= needed:
+        same = np.isclose(seen, v, rtol=1e-9, atol=1e-12)
+        if np.count_nonzero(same & starts) >= RECURRENCE and same.mean() >= RECURRENCE_SHARE:
             out[i] = True
     return out, int(out.sum() - base.sum())
+
+
+@dataclass
+class LevelChange:
+    """What the excluded streaks say: a persistent new level (its streak's rows), and rows that
+    followed a streak at its level before the metric went back (the tail of an incident that
+    the check took for a new level while it was being confirmed: they stay out)."""
+
+    streak: tuple[int, int] | None
+    tail: np.ndarray
 
 
 def new_level(
@@ -85,29 +95,39 @@ def new_level(
     min_streak: int,
     min_before: int,
     deviation: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, float, float]],
-) -> tuple[int, int] | None:
-    """(start, end) rows of the excluded streak where a persistent new level started, or None.
+) -> LevelChange:
+    """Where a persistent new level started, if anywhere (see LevelChange).
 
     `deviation(before_rows, positions, values_at)` returns, against the band fitted on the runs
     before the streak: the deviations of `values_at` (at row `positions`, -1 for the current
     run) from its expected values, the band's scale, and its minimum meaningful change.
     A streak of at least `min_streak` excluded runs (one ordinary run inside it does not break
     it: a 5 sigma shift lands inside the band now and then) must sit beyond 3 robust sigma on
-    one side, and the later runs (their median) and the current run at least half as far.
+    one side, and the runs since (their median; the first `EARLY_RUNS` of them too, or the current
+    run while there are fewer) at least half as far.
     """
     observed = ~np.isnan(values)
     positions = np.flatnonzero(observed)
     flagged = excluded[positions]
     bridged = flagged.copy()
     bridged[1:-1] |= flagged[:-2] & flagged[2:]
-    # The latest few streaks: a spike a few days after a new level must not hide that level.
-    for first, last in _runs(bridged, min_streak)[:MAX_STREAKS]:
+    tail = np.zeros(values.size, dtype=bool)
+    found = None
+    # The latest few streaks, oldest first (the tail of an earlier incident must not count as
+    # the old level of a later one); the latest persistent one wins, so a spike a few days
+    # after a new level does not hide that level.
+    for first, last in _runs(bridged, min_streak)[:MAX_STREAKS][::-1]:
         if flagged[first:last].sum() < min_streak:
             continue
         start, end = int(positions[first]), int(positions[last - 1] + 1)
-        if _persistent(values, excluded, observed, start, end, current, min_before, deviation):
-            return start, end
-    return None
+        # A later streak is judged against the level in force since the last new level.
+        since = found[0] if found is not None else 0
+        persistent, after = _persistent(values, excluded | tail, observed, start, end, current,
+                                        min_before, deviation, since)
+        if persistent:
+            found = (start, end)
+        tail |= after
+    return LevelChange(found, tail)
 
 
 def _persistent(
@@ -119,11 +139,16 @@ def _persistent(
     current: float,
     min_before: int,
     deviation: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, float, float]],
-) -> bool:
+    since: int = 0,
+) -> tuple[bool, np.ndarray]:
+    """Whether the streak [start, end) began a new level; if not, the runs right after it that
+    still sat at its level (see LevelChange.tail)."""
+    tail = np.zeros(values.size, dtype=bool)
     before = observed & ~excluded
     before[start:] = False
+    before[:since] = False
     if before.sum() < min_before:
-        return False
+        return False, tail
     since = np.flatnonzero(observed[start:]) + start
     at = np.concatenate((since, [-1]))
     now_values = np.concatenate((values[since], [current]))
@@ -133,13 +158,28 @@ def _persistent(
     in_run[-1] = False
     shift = float(np.median(deviations[in_run]))
     if abs(shift) <= floor:
-        return False
+        return False, tail
     if np.mean(np.sign(deviations[in_run]) == np.sign(shift)) < 0.8:
-        return False
+        return False, tail
     # The later runs and the current one stay at least half-way to the new level: a spike
     # followed by a normal day is an incident, not a new normal.
-    for part in (deviations[~in_run], deviations[-1:]):
+    persistent = True
+    later = deviations[:-1][~in_run[:-1]]
+    # The runs right after the streak and all the runs since: a level that went back and came
+    # again later is two incidents, not one new level.
+    # Once the runs right after the streak have confirmed it, the new level is the normal the
+    # current run is judged against (a return to the old level is news, not a veto).
+    parts = [later[:EARLY_RUNS], later] if later.size >= EARLY_RUNS else [later, deviations[-1:]]
+    for part in parts:
+        if part.size == 0:
+            continue
         middle = float(np.median(part))
         if np.sign(middle) != np.sign(shift) or abs(middle) < abs(shift) / 2:
-            return False
-    return True
+            persistent = False
+    if not persistent:
+        later = np.flatnonzero(~in_run[:-1])
+        for k in later:
+            if np.sign(deviations[k]) != np.sign(shift) or abs(deviations[k]) <= floor:
+                break
+            tail[at[k]] = True
+    return persistent, tail

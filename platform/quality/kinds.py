@@ -41,13 +41,17 @@ def _named(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def infer_kind(name: str, values: np.ndarray) -> Kind:
-    """The kind of one metric from its baseline values (no NaN) and its name."""
+def infer_kind(name: str, values: np.ndarray, constant_min: int = CONSTANT_MIN_POINTS) -> Kind:
+    """The kind of one metric from its baseline values (no NaN) and its name.
+
+    constant_min: runs of one value that make a constant (fewer after a change of level of a
+    metric that was constant before it: a column count 10 -> 13 is a constant again at once).
+    """
     if values.size == 0:
         return Kind.CONTINUOUS
     extreme = _named(name, EXTREME_PATTERNS)
     distinct = np.unique(values)
-    if distinct.size == 1 and values.size >= CONSTANT_MIN_POINTS and not extreme:
+    if distinct.size == 1 and values.size >= constant_min and not extreme:
         return Kind.CONSTANT
     # A small domain: few values, each typically seen more than once.
     if 1 < distinct.size <= DISCRETE_MAX_VALUES and values.size >= 2 * distinct.size:

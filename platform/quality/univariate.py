@@ -8,6 +8,7 @@ modelled only when the history shows them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,17 @@ class Band:
     trend: float
     # Effective sample size behind `scale`: drives the heavy-tailed reference distribution.
     n_eff: int
+    # Degrees of freedom of a Student t matching the tails of the forecast errors (inf: as
+    # light as a Gaussian's); heavy-tailed metrics get thresholds that fit their own tails.
+    tail_df: float = math.inf
+    # The same for each side (above, below) of a skewed metric (a mean revenue's rare big
+    # baskets stretch only the upper tail).
+    tail_df_up: float = math.inf
+    tail_df_down: float = math.inf
+
+    def tail(self, side: int) -> float:
+        """Degrees of freedom for a deviation on this side (+1 above, -1 below)."""
+        return min(self.tail_df, self.tail_df_up if side > 0 else self.tail_df_down)
 
 
 def robust_scale(values: np.ndarray) -> float:
@@ -237,7 +249,9 @@ def fit_band(
     trend = lag * max(0.0, 1.0 - (lag_noise / lag) ** 2) if lag else 0.0
     centre = (float(np.median(deseasoned[-window:])) + trend) * factor + season_now
     scale = count_noise_floor(scale * factor, max(abs(centre), mean_size), counts, spread)
-    return Band(centre, scale, seasonal, trend * factor, errors.size)
+    centred = errors - np.median(errors)
+    return Band(centre, scale, seasonal, trend * factor, errors.size, tail_degrees(errors),
+                _side_degrees(centred[centred > 0]), _side_degrees(-centred[centred < 0]))
 
 
 @dataclass
@@ -291,7 +305,38 @@ def count_noise_floor(scale: float, centre: float, counts: bool, spread: float) 
     return max(scale, min(floor, max(spread, 1.0)))
 
 
-def reference_threshold(n_eff: int, tail_probability: float) -> float:
+# |t| quantile ratio q(0.975) / q(0.75) of a Student t, by degrees of freedom: 2.91 for a
+# Gaussian, 4.16 for 3 degrees of freedom.
+_TAIL_DF = np.array([1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 1e6])
+_TAIL_RATIO = special.stdtrit(_TAIL_DF, 0.975) / special.stdtrit(_TAIL_DF, 0.75)
+MIN_ERRORS_FOR_TAILS = 40
+
+
+def tail_degrees(errors: np.ndarray) -> float:
+    """Degrees of freedom of the Student t whose tails match these errors (inf if Gaussian or
+    lighter, or too few errors to tell). Errors centred on their median; the 97.5th and 75th
+    percentiles of their size tell tail from body, each robust to a few past incidents."""
+    if errors.size < MIN_ERRORS_FOR_TAILS:
+        return math.inf
+    size = np.abs(errors - np.median(errors))
+    body, tail = np.quantile(size, [0.5, 0.95])
+    if body <= 0:
+        return math.inf
+    ratio = tail / body
+    if ratio <= _TAIL_RATIO[-1]:
+        return math.inf
+    # The ratio falls as the degrees of freedom grow: interpolate on the reversed grid.
+    return float(np.interp(ratio, _TAIL_RATIO[::-1], _TAIL_DF[::-1]))
+
+
+def _side_degrees(sizes: np.ndarray) -> float:
+    """tail_degrees of one side: its deviations from the median, mirrored."""
+    if sizes.size < MIN_ERRORS_FOR_TAILS // 2:
+        return math.inf
+    return tail_degrees(np.concatenate((sizes, -sizes)))
+
+
+def reference_threshold(n_eff: int, tail_probability: float, tail_df: float = math.inf) -> float:
     """Robust-sigma threshold whose two-sided tail probability is `tail_probability`.
 
     A MAD-based z is far from Gaussian at small n (MAD has ~37% efficiency), so the reference
@@ -299,7 +344,14 @@ def reference_threshold(n_eff: int, tail_probability: float) -> float:
     false-alert-rate test.
     """
     df = max(2.0, 0.37 * (max(n_eff, 2) - 1))
-    return float(special.stdtrit(df, 1.0 - tail_probability / 2.0))
+    threshold = float(special.stdtrit(df, 1.0 - tail_probability / 2.0))
+    if math.isfinite(tail_df):
+        # The scale is a robust sigma (MAD-like): in those units a t's quantile is
+        # q(p) / (1.4826 q(0.75)).
+        own = float(special.stdtrit(tail_df, 1.0 - tail_probability / 2.0)
+                    / (MAD_TO_SIGMA * special.stdtrit(tail_df, 0.75)))
+        threshold = max(threshold, own)
+    return threshold
 
 
 def seasonal_p_value(values: np.ndarray, groups: np.ndarray, n_groups: int) -> float:
