@@ -61,7 +61,7 @@ class Size:
     nab_files: dict[str, tuple[str, ...]] | None  # per resolution; None: every series
 
 
-FULL = Size(30, 8, 150, 16, 150, 3, 5 * 168, None)
+FULL = Size(30, 8, 150, 16, 150, 4, 5 * 168, None)
 QUICK = Size(2, 1, 70, 2, 100, 1, HOURLY_FIRST_INCIDENT + 96, QUICK_NAB_FILES)
 
 
