@@ -88,9 +88,11 @@ _EXTREME = MetricConfig(short_history=False)
 # twice as long, and at least 30 s longer, than usual is news; a faster run never is.
 _DURATION = MetricConfig(direction="up", min_relative_change=1.0, min_absolute_change=30.0,
                          zero_rule=False)
-# Hours from the newest event to the partition end: seconds of jitter in a near-constant lag
-# are not staleness; an hour more is, and fresher data never alerts.
-_LAG_HOURS = MetricConfig(direction="up", min_absolute_change=1.0, zero_rule=False)
+# Hours from the newest event to the partition end: how long before midnight the last event of
+# a quiet day came is chance (0.001 h on most days, 2-3 h on some, for the synthetic reviews);
+# a partition three hours staler than usual is news, and fresher data never alerts.
+_LAG_HOURS = MetricConfig(direction="up", min_absolute_change=3.0, zero_rule=False,
+                          short_history=False)
 # Applied after the caller's own rules; names follow the platform's metadata keys.
 DEFAULT_RULES: dict[str, MetricConfig] = {
     "duration_seconds": _DURATION,
@@ -435,12 +437,25 @@ def _fit_at(
                     cal.phases[rows], phase, multiplicative=profile.multiplicative)
 
 
-def _judge_exact(name: str, mcfg: MetricConfig, observed: object, column: pd.Series | None) -> MetricResult:
+def _judge_exact(
+    name: str, mcfg: MetricConfig, observed: object, column: pd.Series | None,
+    excluded: np.ndarray | None = None,
+) -> MetricResult:
+    """Any change from the previous run alerts, once: a change that stays is the new value, and
+    a return to the last ordinary value after an excluded run (a schema drift that reverted the
+    next day) is not a second change."""
+    if column is not None and excluded is not None:
+        kept = column.notna().to_numpy()
+        ordinary = column[kept & ~excluded].dropna()
+    else:
+        ordinary = pd.Series(dtype=object)
     history = column.dropna() if column is not None else pd.Series(dtype=object)
     if history.empty:
         return MetricResult(name, _as_float(observed) if _is_number(observed) else None,
                             method="exact_change", reason=f"{_label(name)} is new: no history yet")
     previous = history.iloc[-1]
+    if not _same(observed, previous) and not ordinary.empty and _same(observed, ordinary.iloc[-1]):
+        previous = ordinary.iloc[-1]
     changed = not _same(observed, previous)
     obs_f = _as_float(observed) if _is_number(observed) else None
     prev_f = _as_float(previous) if _is_number(previous) else None
@@ -490,7 +505,8 @@ def _judge_zero(p: _Prepared, robust: MetricResult) -> MetricResult | None:
     """
     if not p.cfg.zero_rule or p.observed != 0 or robust.expected is None:
         return None
-    if p.cfg.direction == "up" or np.any(p.values[~np.isnan(p.values)] == 0):
+    # An earlier incident's 0 (a missing partition, excluded) does not make 0 ordinary.
+    if p.cfg.direction == "up" or np.any(p.values[p.base] == 0):
         return None
     scale = (robust.expected - robust.lower) if robust.lower is not None else 0.0
     if robust.score > -3.0 or robust.expected <= 0 or scale <= 0:
@@ -633,6 +649,10 @@ def _judge_constant(p: _Prepared, alpha: float) -> MetricResult:
         (delta > 0 and mcfg.direction != "down") or (delta < 0 and mcfg.direction != "up"))
     if flagged and value == 0 and x > 0 and float(x).is_integer():
         flagged = float(special.pdtrc(x - 1.0, 3.0 / n)) < alpha
+    elif flagged and value == 0 and 0 < abs(x) < 1:
+        # A share that was always 0 becoming a sliver (one outlier row in a thousand) is the
+        # same rare event; the fractions' minimum change (0.01) applies.
+        flagged = abs(x) > _FRACTION.min_absolute_change
     score = 0.0 if delta == 0 else math.copysign(SCORE_CAP, delta)
     reason = None
     if flagged:
@@ -748,7 +768,7 @@ def detect(
                                          reason="univariate methods disabled")
             continue
         if mcfg.exact:
-            results[name] = _judge_exact(name, mcfg, raw, column)
+            results[name] = _judge_exact(name, mcfg, raw, column, excluded_rows)
             continue
         if np.isnan(x):
             results[name] = MetricResult(name, None, method="skipped", reason="no numeric value this run")

@@ -157,7 +157,11 @@ def generate_asset(
 def walk_forward(data: pd.DataFrame, config: AnomalyConfig | None) -> np.ndarray:
     """Flags of `detect` for every point, like the asset check: point t is judged against the
     `lookback` points before it, and past flags come back as `excluded`."""
-    lookback = getattr(config or AnomalyConfig(), "lookback", DEFAULT_LOOKBACK)
+    cfg = config or AnomalyConfig()
+    lookback = getattr(cfg, "lookback", DEFAULT_LOOKBACK)
+    if isinstance(data.index, pd.DatetimeIndex) and len(data) > 1 and (data.index[1] - data.index[0]) < pd.Timedelta(days=1):
+        # The check keeps more sub-daily history (the weekly cycle of hourly runs).
+        lookback = max(lookback, getattr(cfg, "lookback_subdaily", lookback))
     flags = np.zeros(len(data), dtype=bool)
     for t in range(1, len(data)):
         first = max(0, t - lookback)

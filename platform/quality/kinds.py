@@ -25,6 +25,9 @@ import numpy as np
 CONSTANT_MIN_POINTS = 14
 DISCRETE_MAX_VALUES = 8
 EXTREME_PATTERNS = ("min/*", "max/*")
+# Cardinalities of a day's sample (7 countries ordered from, 6 on a quiet day): counts, never
+# constants, however long they held.
+SAMPLE_COUNT_PATTERNS = ("distinct_count/*",)
 FRACTION_PATTERNS = ("null_fraction/*", "*_fraction", "*_share", "quarantine_share")
 
 
@@ -51,7 +54,8 @@ def infer_kind(name: str, values: np.ndarray, constant_min: int = CONSTANT_MIN_P
         return Kind.CONTINUOUS
     extreme = _named(name, EXTREME_PATTERNS)
     distinct = np.unique(values)
-    if distinct.size == 1 and values.size >= constant_min and not extreme:
+    if (distinct.size == 1 and values.size >= constant_min and not extreme
+            and not _named(name, SAMPLE_COUNT_PATTERNS)):
         return Kind.CONSTANT
     # A small domain: few values, each typically seen more than once.
     if 1 < distinct.size <= DISCRETE_MAX_VALUES and values.size >= 2 * distinct.size:
