@@ -189,3 +189,31 @@ def test_group_medians_match_numpy():
         for i in range(n):
             others = values[(groups == groups[i]) & (np.arange(n) != i)]
             assert np.isnan(loo[i]) if others.size == 0 else np.isclose(loo[i], np.median(others))
+
+
+def test_a_schema_drift_that_reverts_alerts_once_and_one_that_stays_alerts_once():
+    columns = [8.0] * 30 + [7.0, 8.0] + [8.0] * 10 + [9.0] * 10
+    flags, _ = _walk(pd.DataFrame({"column_count": columns}, index=DAYS[:52]), start=7)
+    assert list(np.flatnonzero(flags)) == [30, 42]
+
+
+def test_a_missing_partition_is_caught_even_after_an_earlier_one():
+    rng = np.random.default_rng(2)
+    rows = np.round(1000 + rng.normal(0, 30, 60))
+    rows[20] = rows[45] = 0.0
+    flags, _ = _walk(pd.DataFrame({"dagster/row_count": rows}, index=DAYS[:60]), start=7)
+    assert flags[20] and flags[45]
+
+
+def test_a_sample_cardinality_is_never_a_constant():
+    values = np.full(100, 7.0)
+    assert kinds.infer_kind("distinct_count/country", values) is kinds.Kind.COUNT
+    history = pd.DataFrame({"distinct_count/country": values}, index=DAYS[:100])
+    assert not detect(history, pd.Series({"distinct_count/country": 6.0}, name=DAYS[100])).is_anomaly
+    assert detect(history, pd.Series({"distinct_count/country": 1.0}, name=DAYS[100])).is_anomaly
+
+
+def test_a_share_that_was_always_zero_needs_more_than_a_sliver():
+    history = pd.DataFrame({"mean/is_outlier": [0.0] * 30}, index=DAYS[:30])
+    assert not detect(history, pd.Series({"mean/is_outlier": 0.0008}, name=DAYS[30])).is_anomaly
+    assert detect(history, pd.Series({"mean/is_outlier": 0.2}, name=DAYS[30])).is_anomaly
