@@ -390,13 +390,13 @@ def _baseline(
                        min_before=cfg.min_history, deviation=deviation)
     if change.streak is None:
         rows, readmitted = readmit(values, excluded | change.tail)
-        return BaselineRows(rows, None, readmitted)
+        return BaselineRows(rows, None, readmitted, change.tail)
     start, end = change.streak
     # The streak that showed the new level is the new level; later exclusions still count.
     since = np.arange(values.size) >= start
     tail = (excluded | change.tail) & (np.arange(values.size) >= end)
     rows, readmitted = readmit(np.where(since, values, np.nan), tail)
-    return BaselineRows(rows, start, readmitted)
+    return BaselineRows(rows, start, readmitted, change.tail)
 
 
 def _profile(
@@ -784,6 +784,9 @@ def detect(
                 cal = candidate
                 break
         rows = _baseline(values, excluded_rows, cal, cfg, mcfg, profile, x)
+        if profile is not None and rows.tail is not None and rows.tail.any():
+            # An incident's tail must not shape the seasonal profile either.
+            profile = _profile(values, excluded_rows | rows.tail, cal, cfg) or profile
         n_base = int(rows.rows.sum())
         if rows.new_level_at is not None and n_base < cfg.adaptation:
             since = _when(window.index[rows.new_level_at])

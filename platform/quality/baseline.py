@@ -39,6 +39,8 @@ class BaselineRows:
     rows: np.ndarray
     new_level_at: int | None = None
     readmitted: int = 0
+    # Runs the check did not exclude that belong to an incident (LevelChange.tail).
+    tail: np.ndarray | None = None
 
 
 def _runs(mask: np.ndarray, min_length: int) -> list[tuple[int, int]]:

@@ -249,6 +249,11 @@ def fit_band(
     trend = lag * max(0.0, 1.0 - (lag_noise / lag) ** 2) if lag else 0.0
     centre = (float(np.median(deseasoned[-window:])) + trend) * factor + season_now
     scale = count_noise_floor(scale * factor, max(abs(centre), mean_size), counts, spread)
+    if seasonal:
+        # A seasonal profile learned from a few cycles leaves structured errors whose spread
+        # says more about the profile than about the metric's tails: the phase scale above
+        # already widens the band where the profile is least certain.
+        return Band(centre, scale, seasonal, trend * factor, errors.size)
     centred = errors - np.median(errors)
     return Band(centre, scale, seasonal, trend * factor, errors.size, tail_degrees(errors),
                 _side_degrees(centred[centred > 0]), _side_degrees(-centred[centred < 0]))
@@ -307,7 +312,9 @@ def count_noise_floor(scale: float, centre: float, counts: bool, spread: float) 
 
 # |t| quantile ratio q(0.975) / q(0.75) of a Student t, by degrees of freedom: 2.91 for a
 # Gaussian, 4.16 for 3 degrees of freedom.
-_TAIL_DF = np.array([1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 1e6])
+# Heavier than 3 degrees of freedom is not told apart from a past incident by a few hundred
+# errors: the grid stops there.
+_TAIL_DF = np.array([3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 1e6])
 _TAIL_RATIO = special.stdtrit(_TAIL_DF, 0.975) / special.stdtrit(_TAIL_DF, 0.75)
 MIN_ERRORS_FOR_TAILS = 40
 
