@@ -40,6 +40,8 @@ from data_platform.quality.verdict import MetricResult, MultivariateResult, Verd
 
 Direction = Literal["both", "up", "down"]
 SCORE_CAP = 99.0
+# The zero rule holds while at most this share of the baseline runs were 0.
+ZERO_SHARE = 0.05
 DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -343,6 +345,9 @@ def _fmt(value: float | None) -> str:
 
 
 def _label(name: str) -> str:
+    if name.startswith("dagster/"):
+        # Dagster's own keys (dagster/row_count) read as their last part.
+        return name.split("/", 1)[1].replace("_", " ")
     if "/" in name:
         kind, column = name.split("/", 1)
         return f"{kind.replace('_', ' ')} of {column}"
@@ -498,15 +503,18 @@ def _bounds(name: str, mcfg: MetricConfig, x: float) -> MetricResult | None:
 
 
 def _judge_zero(p: _Prepared, robust: MetricResult) -> MetricResult | None:
-    """A metric that has never been 0 becomes 0, while 0 is clearly unusual for it.
+    """A metric that is (almost) never 0 becomes 0, while 0 is clearly unusual for it.
 
     Small counts (duplicates ~ Poisson(3)) hit 0 now and then by chance; requiring 0 to lie
     three robust sigma below the expected value keeps the rule to metrics where 0 means broken.
+    One earlier 0 in twenty runs (an incident during cold start, or one the check let through)
+    does not make 0 ordinary; a 0 on more than `ZERO_SHARE` of the runs does.
     """
     if not p.cfg.zero_rule or p.observed != 0 or robust.expected is None:
         return None
-    # An earlier incident's 0 (a missing partition, excluded) does not make 0 ordinary.
-    if p.cfg.direction == "up" or np.any(p.values[p.base] == 0):
+    seen = p.values[p.base]
+    zeros = int(np.count_nonzero(seen == 0))
+    if p.cfg.direction == "up" or zeros > ZERO_SHARE * seen.size:
         return None
     scale = (robust.expected - robust.lower) if robust.lower is not None else 0.0
     if robust.score > -3.0 or robust.expected <= 0 or scale <= 0:
@@ -515,10 +523,11 @@ def _judge_zero(p: _Prepared, robust: MetricResult) -> MetricResult | None:
     # is one or two rows, under the 0.01 that fractions need to move before anything alerts.
     if robust.expected < max(p.cfg.min_absolute_change, p.cfg.min_relative_change * robust.expected):
         return None
+    before = "it was never 0" if zeros == 0 else f"it was 0 on {zeros}"
     return replace(
         robust, flagged=True, method="zero",
-        reason=f"{_label(p.name)} is 0 for the first time (expected {_fmt(robust.expected)}; "
-        f"it was never 0 in {int(p.base.sum())} runs)",
+        reason=f"{_label(p.name)} is 0 (expected {_fmt(robust.expected)}; "
+        f"{before} of {int(p.base.sum())} runs before)",
     )
 
 

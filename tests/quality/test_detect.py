@@ -104,7 +104,7 @@ def test_zero_rule():
     verdict = detect(history, pd.Series({"row_count": 0.0}))
     assert verdict.is_anomaly
     assert verdict.metrics["row_count"].method == "zero"
-    assert "0 for the first time" in verdict.reasons[0]
+    assert "is 0 (expected" in verdict.reasons[0] and "it was never 0" in verdict.reasons[0]
     # Small counts reach 0 by chance: not a zero alert.
     small = daily({"duplicate_key_count": [3, 2, 4, 1, 3, 5, 2, 3, 4, 2, 1, 3, 2, 4, 3]})
     quiet = detect(small, pd.Series({"duplicate_key_count": 0.0}))
