@@ -547,6 +547,7 @@ def _judge_short_history(p: _Prepared, robust: MetricResult, cfg: AnomalyConfig)
     if n >= cfg.short_history_points or n < cfg.min_history:
         return None
     x, mcfg = p.observed, p.cfg
+    values = _without_past_outliers(values, cfg, mcfg)
     where = range_excess(values, x)
     if where.excess == 0.0:
         return None
@@ -572,6 +573,32 @@ def _judge_short_history(p: _Prepared, robust: MetricResult, cfg: AnomalyConfig)
         f"({_fmt(where.low)}–{_fmt(where.high)}; {where.widths:.1f} range widths and "
         f"{where.relative:.0%} beyond the {extreme})",
     )
+
+
+def _without_past_outliers(values: np.ndarray, cfg: AnomalyConfig, mcfg: MetricConfig) -> np.ndarray:
+    """The short history without points this very rule would have flagged against the others.
+
+    During cold start nothing is excluded, so an incident on the third day (a 70% volume drop)
+    would stretch the range that judges the twelfth: each point far beyond the range of the
+    rest (by the rule's own margins) is left out, the most extreme first.
+    """
+    kept = values
+    while kept.size > cfg.min_history:
+        order = np.argsort(kept)
+        worst = None
+        for i in (order[0], order[-1]):
+            rest = np.delete(kept, i)
+            where = range_excess(rest, float(kept[i]))
+            edge = where.low if where.excess < 0 else where.high
+            margin = max(cfg.short_history_widths * (where.high - where.low),
+                         cfg.short_history_relative * abs(edge), mcfg.min_absolute_change)
+            if where.excess != 0 and abs(where.excess) > margin:
+                if worst is None or abs(where.excess) > worst[1]:
+                    worst = (i, abs(where.excess))
+        if worst is None:
+            break
+        kept = np.delete(kept, worst[0])
+    return kept
 
 
 def _clip_band(result: MetricResult, p: _Prepared) -> MetricResult:
