@@ -646,7 +646,6 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
         min_delta = max(min_delta, 0.5 * abs(band.expected))
     half_width = max(threshold * scale, min_delta)
     lower, upper = band.expected - half_width, band.expected + half_width
-    delta = x - band.expected
     if scale > 0:
         score = delta / scale
     else:
