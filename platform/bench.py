@@ -277,6 +277,13 @@ def bench_platform(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_streaming(args: argparse.Namespace) -> int:
+    """The stream detector on NAB's series at 5-minute points (issue 17; docs/streaming.md)."""
+    from data_platform.quality import streaming_bench
+
+    return streaming_bench.main(getattr(args, "nab_dir", None), args.quick, getattr(args, "json", None))
+
+
 def main(args: argparse.Namespace) -> int:
     handlers = {
         "io": bench_io,
@@ -285,6 +292,7 @@ def main(args: argparse.Namespace) -> int:
         "anomaly": bench_anomaly,
         "models": bench_models,
         "platform": bench_platform,
+        "streaming": bench_streaming,
     }
     return handlers[args.which](args)
 

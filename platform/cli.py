@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: no auth in OSS)")
     ui.add_argument("--port", type=int, default=3000)
     bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
-    bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform"])
+    bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform",
+                                          "streaming"])
     bench.add_argument(
         "target", nargs="*",
         help="models only: movielens PATH | scale [N] | retail DIR | sentiment DIR | polarity DIR",
@@ -233,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="anomaly only: development set (seed 0), evaluation sets, or both (default)")
     bench.add_argument("--seeds", type=_seeds,
                        help="comma-separated seeds; anomaly: evaluation seeds (default 1,2,3; never 0, the dev seed)")
-    bench.add_argument("--nab-dir", help="anomaly only: NAB folder (default $DATA_PLATFORM_REAL_DATA/nab_dev "
+    bench.add_argument("--nab-dir", help="anomaly, streaming: NAB folder (default $DATA_PLATFORM_REAL_DATA/nab_dev "
                        "or ../shared/data/nab_dev; skipped when absent)")
-    bench.add_argument("--json", help="anomaly only: also write the full results as JSON here")
+    bench.add_argument("--json", help="anomaly, streaming: also write the full results as JSON here")
     bench.add_argument("--jobs", type=int, help="worker processes; anomaly: default 2 (1 on one core)")
     args = parser.parse_args(argv)
     if args.command == "demo":
