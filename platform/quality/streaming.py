@@ -4,8 +4,8 @@
 Two detectors share one pass:
 
 - Point: a robust online z-score. Three forecasts of the next value compete: a fast level
-  (recent values), a slow level plus an hour-of-day profile, and the slow level plus an
-  hour-of-week profile (both profiles learned online from the timestamps). The forecast with the
+  (recent values), a slow level plus a time-of-day profile (piecewise linear between hourly
+  bins), and the slow level plus a time-of-week profile (both learned online from the timestamps). The forecast with the
   smallest recent absolute error is the expected value; that error, scaled to a standard
   deviation, is the typical deviation. Everything learns from residuals clipped at `clip_z`
   typical deviations, so a spike barely moves what it is judged against.
