@@ -2,9 +2,13 @@
 
 Every adapter returns a `LoadResult` whose `.data` is in the canonical schema and whose
 `.rejected` holds one row per source row that could not be parsed (file, line, column, value,
-reason, raw). Every data row of the input ends up in exactly one of the two. Structural problems
-(missing file, empty file, missing column, wrong delimiter, undecodable bytes) raise one
-`SourceError` naming the file.
+reason, raw). Every data row of the input ends up in exactly one of the two, and `.lines` counts
+every physical line of the files read (accepted, rejected, header or blank). Structural problems
+(missing file, empty file, missing column, wrong delimiter, a file in another encoding) raise one
+`SourceError` naming the file. One bad line costs only that line: a line with bytes that are not
+valid in the file's encoding, or with a quote that opens a field and never closes on a record
+boundary, is rejected alone and reading resumes on the next line (see
+`data_platform.sources.records`).
 
 Reading rules:
 
@@ -32,15 +36,12 @@ partition the source. ``review_id`` is a stable hash of (file name, line).
 
 from __future__ import annotations
 
-import codecs
 import csv
-import gzip
+import dataclasses
 import hashlib
-import io
 import os
 import re
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -49,7 +50,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_platform.sources.result import REJECT_COLUMNS, LoadResult, SourceError, empty_rejects
+from data_platform.sources.records import Records, check_columns, decode_lines, read_records
+from data_platform.sources.result import (
+    REJECT_COLUMNS,
+    LineTally,
+    LoadResult,
+    SourceError,
+    empty_rejects,
+)
 from data_platform.sources.schemas import SCHEMAS
 
 UNDATED_START = date(2025, 1, 1)
@@ -69,111 +77,6 @@ ML100K_GENRES = (
 NUL = "\x00"
 NUL_REASON = "NUL character (SQL text cannot hold it)"
 NUL_SHOWN = "\ufffd"
-
-# Big quoted fields (long descriptions) are data, not an error.
-csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-
-
-# ---------------------------------------------------------------- bytes and text
-
-
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """Decoded text of a plain or gzip'd file; a BOM overrides `encoding`."""
-    if not path.is_file():
-        raise SourceError(path, "file not found")
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise SourceError(path, f"cannot read file: {exc}") from None
-    if not raw.strip():
-        raise SourceError(path, "empty file")
-    for bom, name in (
-        (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16-le"),
-        (codecs.BOM_UTF16_BE, "utf-16-be"),
-    ):
-        if raw.startswith(bom):
-            raw, encoding = raw[len(bom) :], name
-            break
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SourceError(
-            path,
-            f"bytes not valid {encoding} at line {line} (byte {exc.start}): {raw[exc.start : exc.end]!r}",
-        ) from None
-
-
-def physical_lines(text: str) -> Iterator[str]:
-    # newline="" keeps line endings and splits only on \n, \r\n and \r, as the csv module does.
-    return iter(io.StringIO(text, newline=""))
-
-
-@dataclass
-class Records:
-    header: list[str]
-    rows: list[list[str]]  # fields of the well-formed records
-    lines: list[int]  # first physical line of each record
-    raws: list[str]
-    bad: list[tuple[int, str, str]]  # (line, reason, raw) of records that are not rows at all
-
-
-def read_records(
-    path: Path,
-    *,
-    encoding: str = "utf-8",
-    delimiter: str = ",",
-    header: list[str] | None = None,
-    quoting: int = csv.QUOTE_MINIMAL,
-) -> Records:
-    """CSV records with their line numbers; `header=None` reads it from the first record."""
-    lines = list(physical_lines(read_text(path, encoding)))
-    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
-    out = Records(header=list(header or []), rows=[], lines=[], raws=[], bad=[])
-    done = 0  # physical lines consumed by the records so far
-    need_header = header is None
-    while True:
-        try:
-            fields = next(reader)
-            error = None
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            fields, error = None, f"malformed record: {exc}"
-        line, done = done + 1, reader.line_num
-        if need_header:
-            if error is not None:
-                raise SourceError(path, f"unreadable header: {error}")
-            out.header = [f.strip() for f in fields]
-            need_header = False
-            continue
-        if error is not None:
-            out.bad.append((line, error, "".join(lines[line - 1 : done]).rstrip("\r\n")))
-        elif not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue
-        else:
-            out.rows.append(fields)
-            out.lines.append(line)
-            # Most records are one line: slicing and joining only when they are not is cheaper.
-            out.raws.append(lines[line - 1] if done == line else "".join(lines[line - 1 : done]))
-    if need_header:
-        raise SourceError(path, "empty file")
-    return out
-
-
-def check_columns(path: Path, records: Records, required: list[str]) -> None:
-    header = records.header
-    if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
-        sep = next(s for s in (";", "\t", "|") if s in header[0])
-        raise SourceError(
-            path,
-            f"wrong delimiter: expected ',' but the header {header[0]!r} is separated by {sep!r}",
-        )
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise SourceError(path, f"missing required column(s) {missing}; header is {header}")
-
 
 # ---------------------------------------------------------------- typed parsing with rejects
 
@@ -279,8 +182,9 @@ class Field:
 
 def parse_records(
     path: Path, records: Records, fields: dict[str, Field]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Typed valid rows (with `_line`), rejects (first problem of each row), rejected raw cells."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, LineTally]:
+    """Typed valid rows (with `_line`), rejects (first problem of each row), rejected raw cells,
+    and the file's physical lines counted by where they went."""
     width = len(records.header)
     counts = np.fromiter((len(r) for r in records.rows), dtype=np.int64, count=len(records.rows))
     shaped = counts == width
@@ -336,7 +240,7 @@ def parse_records(
         )
         for line, raw, n, ok in zip(records.lines, records.raws, counts, shaped, strict=True)
         if not ok
-    ] + [(line, None, None, reason_, raw) for line, reason_, raw in records.bad]
+    ] + [(line, None, None, reason_, raw) for line, reason_, raw, _ in records.bad]
     if extra:
         rejected = pd.concat(
             [
@@ -349,7 +253,13 @@ def parse_records(
     rejected = conform_rejects(rejected)
     # The raw cells of rejected rows let windows attribute each reject to its event day.
     bad_cells = cells[~keep].reset_index(drop=True).assign(_line=lines[~keep])
-    return out[keep].reset_index(drop=True), rejected, bad_cells
+    spans = np.asarray(records.spans, dtype=np.int64)
+    accepted = int(spans[shaped][keep].sum())
+    tally = records.tally(
+        accepted=accepted,
+        rejected=int(spans.sum()) - accepted + sum(span for *_, span in records.bad),
+    )
+    return out[keep].reset_index(drop=True), rejected, bad_cells, tally
 
 
 def conform_rejects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -430,6 +340,11 @@ class Parsed:
     data: pd.DataFrame
     rejected: pd.DataFrame
     reject_day: pd.Series  # datetime64 day per reject, NaT when it cannot be placed
+    lines: LineTally = LineTally()
+
+
+def line_tally(parsed: list[Parsed]) -> LineTally:
+    return sum((p.lines for p in parsed), LineTally())
 
 
 def attribute_rejects(
@@ -480,7 +395,7 @@ def select(
 def parse_with_rejects(
     path: Path, records: Records, fields: dict[str, Field], time_col: str | None
 ) -> Parsed:
-    data, rejected, bad_cells = parse_records(path, records, fields)
+    data, rejected, bad_cells, lines = parse_records(path, records, fields)
     source_time = fields[time_col].source if time_col else None
     first_day = (
         data[time_col].min().normalize()
@@ -488,7 +403,7 @@ def parse_with_rejects(
         else None
     )
     return Parsed(
-        data, rejected, attribute_rejects(path, rejected, bad_cells, source_time, first_day)
+        data, rejected, attribute_rejects(path, rejected, bad_cells, source_time, first_day), lines
     )
 
 
@@ -537,7 +452,7 @@ def parse_retail_file(path: Path) -> Parsed:
     parsed = parse_with_rejects(path, records, RETAIL_FIELDS, "ordered_at")
     positions = line_numbers_in_orders(records, "InvoiceNo")
     data = parsed.data.assign(line_no=pd.array(parsed.data["_line"].map(positions), dtype="Int64"))
-    return Parsed(data, parsed.rejected, parsed.reject_day)
+    return dataclasses.replace(parsed, data=data)
 
 
 def retail_files(path: Path, start: date | None, end: date | None) -> list[Path]:
@@ -555,8 +470,9 @@ def retail_files(path: Path, start: date | None, end: date | None) -> list[Path]
 def load_online_retail(path: Path, entity: str, start, end) -> LoadResult:
     if entity == "orders":
         files = retail_files(path, start, end)
-        data, rejected = select([parse_retail_file(f) for f in files], "ordered_at", start, end)
-        return result("orders", data, rejected, files)
+        parsed = [parse_retail_file(f) for f in files]
+        data, rejected = select(parsed, "ordered_at", start, end)
+        return result("orders", data, rejected, files, line_tally(parsed))
     files = retail_files(path, None, None)
     data, _ = select([parse_retail_file(f) for f in files], None, None, None)
     if entity == "products":
@@ -644,13 +560,14 @@ def parse_orders_csv_file(path: Path) -> Parsed:
     if "line_no" not in fields:
         positions = line_numbers_in_orders(records, "order_id")
         data = data.assign(line_no=pd.array(data["_line"].map(positions), dtype="Int64"))
-    return Parsed(data, parsed.rejected, parsed.reject_day)
+    return dataclasses.replace(parsed, data=data)
 
 
 def load_orders_csv(path: Path, entity: str, start, end) -> LoadResult:
     files = list_files(path, suffixes=(".csv",))
-    data, rejected = select([parse_orders_csv_file(f) for f in files], "ordered_at", start, end)
-    return result("orders", data, rejected, files)
+    parsed = [parse_orders_csv_file(f) for f in files]
+    data, rejected = select(parsed, "ordered_at", start, end)
+    return result("orders", data, rejected, files, line_tally(parsed))
 
 
 # ---------------------------------------------------------------- MovieLens
@@ -710,7 +627,7 @@ def parse_ml_movies(path: Path) -> Parsed:
         category = parsed.data["genres"].str.split("|").str[0]
         category = category.where(category != "(no genres listed)")
     data = parsed.data.assign(category=category.astype("string"), price=pd.NA)
-    return Parsed(data, parsed.rejected, parsed.reject_day)
+    return dataclasses.replace(parsed, data=data)
 
 
 @cached
@@ -721,7 +638,7 @@ def parse_ml_users(path: Path) -> Parsed:
         path, records, {"customer_id": Field("userId", parse_id, True)}, None
     )
     data = parsed.data.assign(signup_date=pd.NaT, country=pd.NA, true_segment=pd.NA)
-    return Parsed(data, parsed.rejected, parsed.reject_day)
+    return dataclasses.replace(parsed, data=data)
 
 
 def movielens_file(folder: Path, *names: str) -> Path | None:
@@ -739,18 +656,21 @@ def load_movielens(path: Path, entity: str, start, end) -> LoadResult:
     if ratings is None:
         raise SourceError(path, "no u.data or ratings.csv: not a MovieLens folder")
     if entity == "ratings":
-        data, rejected = select([parse_ml_ratings(ratings)], "rated_at", start, end)
-        return result("ratings", data, rejected, [ratings])
+        parsed = [parse_ml_ratings(ratings)]
+        data, rejected = select(parsed, "rated_at", start, end)
+        return result("ratings", data, rejected, [ratings], line_tally(parsed))
     if entity == "products":
         movies = movielens_file(path, "u.item", "movies.csv")
         if movies is None:
             raise SourceError(path, "no u.item or movies.csv: MovieLens folder without movies")
-        data, rejected = select([parse_ml_movies(movies)], None, None, None)
-        return result("products", data, rejected, [movies])
+        parsed = [parse_ml_movies(movies)]
+        data, rejected = select(parsed, None, None, None)
+        return result("products", data, rejected, [movies], line_tally(parsed))
     users = movielens_file(path, "u.user")
     if users is not None:
-        data, rejected = select([parse_ml_users(users)], None, None, None)
-        return result("customers", data, rejected, [users])
+        parsed = [parse_ml_users(users)]
+        data, rejected = select(parsed, None, None, None)
+        return result("customers", data, rejected, [users], line_tally(parsed))
     # ml-latest has no user file: users are known by their ratings, signed up at the first one.
     data, _ = select([parse_ml_ratings(ratings)], None, None, None)
     first = data.sort_values("rated_at", kind="stable").drop_duplicates("user_id")
@@ -774,11 +694,15 @@ def review_ids(file_name: str, lines: np.ndarray) -> list[str]:
 
 @cached
 def parse_labelled_text(path: Path) -> Parsed:
-    text = read_text(path, "utf-8")
-    rows, rejects = [], []
-    for number, line in enumerate(physical_lines(text), start=1):
+    decoded = decode_lines(path, "utf-8")
+    rows, rejects, blank = [], [], 0
+    for number, line in enumerate(decoded.lines, start=1):
         content = line.rstrip("\r\n")
+        if number - 1 in decoded.undecodable:
+            rejects.append((number, None, None, decoded.undecodable[number - 1], content))
+            continue
         if not content.strip():
+            blank += 1
             continue
         sentence, tab, label = content.rpartition("\t")
         if not tab:
@@ -793,26 +717,28 @@ def parse_labelled_text(path: Path) -> Parsed:
             rejects.append((number, "text", sentence, NUL_REASON, content))
         else:
             rows.append((number, sentence, int(label.strip())))
-    return sentence_frame(path, rows, rejects)
+    return sentence_frame(path, rows, rejects, LineTally(len(decoded.lines), blank=blank))
 
 
 @cached
 def parse_polarity(path: Path) -> Parsed:
     label = 1 if path.name.removesuffix(".gz").endswith(".pos") else 0
-    text = read_text(path, "latin-1")
-    rows, rejects = [], []
-    for number, line in enumerate(physical_lines(text), start=1):
+    lines = decode_lines(path, "latin-1").lines  # every byte is a Latin-1 character
+    rows, rejects, blank = [], [], 0
+    for number, line in enumerate(lines, start=1):
         content = line.rstrip("\r\n")
         if not line.strip():
+            blank += 1
             continue
         if NUL in content:
             rejects.append((number, "text", content, NUL_REASON, content))
         else:
             rows.append((number, content, label))
-    return sentence_frame(path, rows, rejects)
+    return sentence_frame(path, rows, rejects, LineTally(len(lines), blank=blank))
 
 
-def sentence_frame(path: Path, rows: list, rejects: list) -> Parsed:
+def sentence_frame(path: Path, rows: list, rejects: list, counted: LineTally) -> Parsed:
+    """`counted` holds the file's total and blank lines; a sentence or a reject is one line."""
     lines = np.asarray([r[0] for r in rows], dtype=np.int64)
     data = pd.DataFrame(
         {
@@ -827,8 +753,12 @@ def sentence_frame(path: Path, rows: list, rejects: list) -> Parsed:
             file=str(path)
         )
     )
+    tally = dataclasses.replace(counted, accepted=len(rows), rejected=len(rejects))
     return Parsed(
-        data, rejected, pd.Series(pd.NaT, index=range(len(rejected)), dtype="datetime64[ns]")
+        data,
+        rejected,
+        pd.Series(pd.NaT, index=range(len(rejected)), dtype="datetime64[ns]"),
+        tally,
     )
 
 
@@ -854,7 +784,7 @@ def load_sentences(path: Path, parse, files: list[Path], start, end, options) ->
     rejected = pd.concat([p.rejected for p in parsed], ignore_index=True)
     if len(rejected) and (start is not None or end is not None):
         rejected = rejected[reject_window(parsed, anchor, start, end)]
-    return result("reviews", data, rejected, files)
+    return result("reviews", data, rejected, files, line_tally(parsed))
 
 
 def reject_window(parsed: list[Parsed], anchor: pd.Timestamp, start, end) -> np.ndarray:
@@ -889,7 +819,9 @@ def load_polarity(path: Path, entity: str, start, end, options=None) -> LoadResu
 # ---------------------------------------------------------------- entry point
 
 
-def result(entity: str, data: pd.DataFrame, rejected: pd.DataFrame, files) -> LoadResult:
+def result(
+    entity: str, data: pd.DataFrame, rejected: pd.DataFrame, files, lines: LineTally | None = None
+) -> LoadResult:
     schema = SCHEMAS[entity]
     if not len(data):
         data = schema.empty()
@@ -898,6 +830,7 @@ def result(entity: str, data: pd.DataFrame, rejected: pd.DataFrame, files) -> Lo
         rejected=rejected if len(rejected) else empty_rejects(),
         entity=entity,
         files=tuple(str(f) for f in files),
+        lines=lines,
     )
 
 

@@ -23,14 +23,48 @@ def empty_rejects() -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class LineTally:
+    """Physical lines of the files read, whole files whatever the window asked for.
+
+    Each line is in an accepted record, in a rejected record, in a header, or blank; counting
+    lines as well as records shows a record that swallowed the lines after it (a multi-line
+    reject) and proves that no line went missing.
+    """
+
+    total: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    header: int = 0
+    blank: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.total == self.accepted + self.rejected + self.header + self.blank
+
+    def __add__(self, other: LineTally) -> LineTally:
+        return LineTally(
+            self.total + other.total,
+            self.accepted + other.accepted,
+            self.rejected + other.rejected,
+            self.header + other.header,
+            self.blank + other.blank,
+        )
+
+
 @dataclass
 class LoadResult:
-    """`.data`: the entity's canonical DataFrame; `.rejected`: rows that could not be parsed."""
+    """`.data`: the entity's canonical DataFrame; `.rejected`: rows that could not be parsed.
+
+    `.lines`: the physical lines of the files read (`LineTally`); None for sources without lines
+    (synthetic, SQL) and for entities derived from another entity's rows.
+    """
 
     data: pd.DataFrame
     rejected: pd.DataFrame = field(default_factory=empty_rejects)
     entity: str = ""
     files: tuple[str, ...] = ()
+    lines: LineTally | None = None
 
     @property
     def source_rows(self) -> int:
