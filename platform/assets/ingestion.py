@@ -71,7 +71,20 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
                 **{health.rejected_reason_key(reason): int(n) for reason, n in sorted(reasons.items())},
             },
         )
-        accounted = len(raw) + len(rejected) == result.source_rows
+        # File sources count physical lines too (whole files read): a record that swallowed lines
+        # shows as rejected lines beyond rejected rows, and a line lost by the reader unbalances.
+        lines = result.lines
+        accounted = len(raw) + len(rejected) == result.source_rows and (lines is None or lines.balanced)
+        line_metadata = (
+            {
+                "file_lines": lines.total,
+                "file_lines_accepted": lines.accepted,
+                "file_lines_rejected": lines.rejected,
+                "file_lines_header_or_blank": lines.header + lines.blank,
+            }
+            if lines is not None
+            else {}
+        )
         yield dg.AssetCheckResult(
             check_name="source_rows_accounted",
             asset_key=raw_name,
@@ -81,8 +94,11 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
                 "source_rows": result.source_rows,
                 "accepted_rows": len(raw),
                 "rejected_rows": len(rejected),
+                **line_metadata,
             },
-            description="Every source row is either accepted into raw or rejected with a reason.",
+            description="Every source row is either accepted into raw or rejected with a reason; "
+            "every physical line of a file source is in an accepted record, a rejected record, "
+            "a header or blank.",
         )
         yield rule_result(raw_name, "schema_drift", rules.schema_drift(previous, raw_metadata))
         if schema.partitioned:
