@@ -193,7 +193,17 @@ def run_ui(host: str, port: int) -> int:
     os.execv(sys.executable, cmd)
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from data_platform.serving.server import serve
+
+    return serve(args.host, args.port, args.workers)
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.which == "serving":
+        from data_platform.serving import bench as serving_bench
+
+        return serving_bench.main(args)
     from data_platform import bench
 
     return bench.main(args)
@@ -215,8 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: no auth in OSS)")
     ui.add_argument("--port", type=int, default=3000)
+    serve = sub.add_parser("serve", help="the recommendation service (HTTP; Redis cache, warehouse fallback)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
-    bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform",
+    bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform", "serving",
                                           "streaming"])
     bench.add_argument(
         "target", nargs="*",
@@ -245,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args.days, args.end)
     if args.command == "ui":
         return run_ui(args.host, args.port)
+    if args.command == "serve":
+        if args.workers < 1:
+            parser.error("--workers must be at least 1")
+        return run_serve(args)
     return run_bench(args)
 
 

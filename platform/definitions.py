@@ -11,11 +11,13 @@ from data_platform.assets.features import build_feature_assets
 from data_platform.assets.ingestion import build_ingestion_asset
 from data_platform.assets.models import MODEL_ASSET_KEYS, MODEL_ASSETS
 from data_platform.assets.partitions import daily_partitions
+from data_platform.assets.serving import SERVING_ASSET_KEYS, SERVING_ASSETS, SERVING_CHECKS
 from data_platform.checks.platform import build_platform_checks
 from data_platform.jobs import DOWNSTREAM_ASSETS, build_jobs, build_schedules
 from data_platform.jobs.alerts import build_check_failure_sensor
 from data_platform.resources.alerts import alert_resources_from_env, sinks_from_env
 from data_platform.resources.model_store import ModelStoreResource
+from data_platform.resources.redis import RedisResource, redis_from_env
 from data_platform.resources.source import (
     SourceResource,
     source_resource_from_env,
@@ -48,6 +50,7 @@ def build_definitions(
     warehouse: WarehouseResource | None = None,
     source: SourceResource | None = None,
     model_store: ModelStoreResource | None = None,
+    redis: RedisResource | None = None,
 ) -> dg.Definitions:
     """All definitions; tests and embedders pass their own warehouse or source."""
     source = source or source_resource_from_env()
@@ -58,8 +61,9 @@ def build_definitions(
         assets.append(build_cleaning_asset(entity, partitions_def))
     assets.extend(build_feature_assets(partitions_def))
     assets.extend(MODEL_ASSETS)
-    checks = build_platform_checks(assets)
-    jobs = build_jobs(DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS)
+    assets.extend(SERVING_ASSETS)
+    checks = build_platform_checks(assets) + SERVING_CHECKS
+    jobs = build_jobs(DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS)
     warehouse = warehouse or warehouse_from_env()
     return dg.Definitions(
         assets=assets,
@@ -72,6 +76,7 @@ def build_definitions(
             "warehouse": warehouse,
             "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
             "model_store": model_store or model_store_from_env(),
+            "redis": redis or redis_from_env(),
             **alert_resources_from_env(),
         },
     )

@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from data_platform.assets.models import MODEL_ASSET_KEYS
+from data_platform.assets.serving import SERVING_ASSET_KEYS
 from data_platform.sources.schemas import DIMENSION_ENTITIES, EVENT_ENTITIES
 
 DAILY_JOB = "daily_job"
@@ -73,10 +74,12 @@ def executor_from_env(environ: dict[str, str] | None = None) -> dg.ExecutorDefin
     return celery_executor.configured(config, name="celery_executor")
 
 
-def build_jobs(downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS) -> list[dg.UnresolvedAssetJobDefinition]:
     executor = executor_from_env()
-    features = [key for key in downstream_assets if key not in MODEL_ASSET_KEYS]
-    models = [key for key in downstream_assets if key in MODEL_ASSET_KEYS]
+    # The recommendation cache is refreshed whenever the models are retrained.
+    trained = MODEL_ASSET_KEYS + SERVING_ASSET_KEYS
+    features = [key for key in downstream_assets if key not in trained]
+    models = [key for key in downstream_assets if key in trained]
     specs = [
         (DAILY_JOB, dg.AssetSelection.assets(*daily_asset_keys()),
          "One day of every event entity: ingestion, cleaning, daily features, with their checks."),
