@@ -67,8 +67,9 @@ def dockerfile_env() -> dict[str, str]:
 
 
 def test_every_service_of_the_deployment_is_there():
-    assert set(SERVICES) == {"postgres", "user_code", "webserver", "daemon", "rabbitmq", "celery_worker"}
-    for name in ("postgres", "user_code", "webserver", "daemon"):
+    assert set(SERVICES) == {"postgres", "user_code", "webserver", "daemon", "rabbitmq", "celery_worker",
+                             "redis", "serving"}
+    for name in ("postgres", "user_code", "webserver", "daemon", "redis", "serving"):
         assert "profiles" not in SERVICES[name], name
     for name in ("rabbitmq", "celery_worker"):
         assert SERVICES[name]["profiles"] == ["celery"], name
@@ -217,3 +218,23 @@ def test_docker_compose_accepts_the_file(tmp_path):
     ))
     refused = subprocess.run([*base, "config", "-q"], env=clean_env, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "POSTGRES_PASSWORD" in refused.stderr
+
+
+def test_the_serving_service_reads_the_redis_and_warehouse_the_assets_write():
+    serving = SERVICES["serving"]
+    command = serving["command"]
+    assert command[:2] == ["data-platform", "serve"]
+    assert option(command, "--host") == "0.0.0.0" and int(option(command, "--workers")) >= 1
+    port = option(command, "--port")
+    # Published on loopback only, like the webserver: the API has no authentication.
+    assert serving["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(serving["healthcheck"]["test"])
+    writer = SERVICES["user_code"]["environment"]
+    env = serving["environment"]
+    assert env["DATA_PLATFORM_WAREHOUSE_URL"] == writer["DATA_PLATFORM_WAREHOUSE_URL"]
+    assert env["DATA_PLATFORM_REDIS_URL"] == writer["DATA_PLATFORM_REDIS_URL"]
+    assert "@" not in env["DATA_PLATFORM_REDIS_URL"] and "//redis:6379" in env["DATA_PLATFORM_REDIS_URL"]
+    assert serving["depends_on"]["redis"]["condition"] == "service_healthy"
+    # Redis is a cache here: nothing saved, not published outside the network.
+    redis = SERVICES["redis"]
+    assert "ports" not in redis and option(redis["command"], "--save") == ""
