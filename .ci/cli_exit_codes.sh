@@ -7,7 +7,6 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 export DAGSTER_HOME="$WORK/home"
 mkdir -p "$DAGSTER_HOME"
-cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 export DATA_PLATFORM_WAREHOUSE_URL="sqlite:///$WORK/warehouse.db"
 export DATA_PLATFORM_MODEL_DIR="$WORK/models"
 export DATA_PLATFORM_RECOMMENDER_BUDGET_S=1

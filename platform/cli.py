@@ -1,19 +1,21 @@
-"""`data-platform` console script: demo, ui, bench."""
+"""`data-platform` console script: demo, dev (ui), bench."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
+# The instance that `demo` and `dev` create: Dagster's SQLite storage with the kept-open event
+# log (the repository's dagster.yaml shows it commented out, as an opt-in for other instances).
 DEFAULT_INSTANCE_YAML = """\
-# Embedded default instance: runs, event logs and schedules in SQLite under $DAGSTER_HOME
-# (the repository's dagster.yaml explains each setting).
+# Created by data-platform: runs, event logs and schedules in SQLite under $DAGSTER_HOME, with
+# event-log connections kept open (data_platform.resources.instance_storage). Delete the storage
+# block for Dagster's stock SQLite storage (same files).
 telemetry:
   enabled: false
 run_monitoring:
@@ -28,19 +30,62 @@ storage:
 """
 
 
+WORKSPACE_YAML = """\
+load_from:
+  - python_module:
+      module_name: data_platform.definitions
+      location_name: {location}
+"""
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The clone this command runs in: the nearest folder up from `start` whose pyproject.toml
+    declares this project's code location. None outside a clone (an installed package)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'module_name = "data_platform.definitions"' in pyproject.read_text():
+            return folder
+    return None
+
+
 def ensure_dagster_home() -> Path:
-    """Honour DAGSTER_HOME; else use ./.dagster_home configured by the repo's dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).expanduser().resolve()
+    """Honour DAGSTER_HOME; else use .dagster_home at the clone's root (or the current folder
+    outside a clone). A new instance gets DEFAULT_INSTANCE_YAML; an existing dagster.yaml stays."""
+    root = project_root()
+    default = (root or Path.cwd()) / DEFAULT_DAGSTER_HOME
+    home = Path(os.environ.get("DAGSTER_HOME") or default).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     if not target.exists():
-        repo_yaml = Path.cwd() / "dagster.yaml"
-        if repo_yaml.is_file():
-            shutil.copyfile(repo_yaml, target)
-        else:
-            target.write_text(DEFAULT_INSTANCE_YAML)
+        target.write_text(DEFAULT_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def ensure_warehouse_url() -> str:
+    """Honour DATA_PLATFORM_WAREHOUSE_URL; else pin the embedded SQLite warehouse to the clone's
+    root, so that every command (and every process they start) uses the same file from any folder."""
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("DATA_PLATFORM_WAREHOUSE_URL")
+    if not url:
+        path = (project_root() or Path.cwd()) / ".data" / "warehouse.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+        os.environ["DATA_PLATFORM_WAREHOUSE_URL"] = url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL is reported where it is used
+        return "<unparseable DATA_PLATFORM_WAREHOUSE_URL>"
+
+
+# The tag by which the UI ties a run to its code location (Overview timeline, a job's runs). Dagster
+# sets it on runs launched through a code location; the demo runs in process, so it sets it
+# itself. A hidden tag, not a public API: tests/cli/test_demo_and_ui.py compares it with the tag
+# of a run that the UI launches, so that a release changing it fails there.
+CODE_LOCATION = "data_platform"
+RUN_TAGS = {".dagster/repository": f"__repository__@{CODE_LOCATION}"}
 
 
 def _quiet_run_config() -> dict:
@@ -100,6 +145,7 @@ class RunLog:
 
 def run_demo(days: int, end: str | None = None) -> int:
     home = ensure_dagster_home()
+    warehouse = ensure_warehouse_url()
     import dagster as dg
 
     from data_platform.definitions import defs
@@ -118,7 +164,7 @@ def run_demo(days: int, end: str | None = None) -> int:
         print("no daily partitions to run: check DATA_PLATFORM_START_DATE and the sources")
         return 2
     print(f"data-platform demo: {len(partition_keys)} daily partitions "
-          f"{partition_keys[0]} .. {partition_keys[-1]}; Dagster instance {home}")
+          f"{partition_keys[0]} .. {partition_keys[-1]}\n  instance:  {home}\n  warehouse: {warehouse}")
     log = RunLog()
     started = time.perf_counter()
 
@@ -129,6 +175,7 @@ def run_demo(days: int, end: str | None = None) -> int:
             instance=instance,
             partition_key=partition_key,
             run_config=_quiet_run_config(),
+            tags=RUN_TAGS,
             raise_on_error=False,
         )
         seconds = time.perf_counter() - t0
@@ -180,16 +227,26 @@ def print_summary(log: RunLog, total: float) -> None:
         print("Failing checks (partition, asset, check):")
         for partition, asset, check in log.failed_checks:
             print(f"  {partition}  {asset}  {check}")
-    print("See the history in the Dagster UI: data-platform ui  (then open http://127.0.0.1:3000)")
+    print("See the history in the Dagster UI: data-platform dev  (then open http://127.0.0.1:3000)")
 
 
-def run_ui(host: str, port: int) -> int:
-    ensure_dagster_home()
-    # The webserver of this interpreter's environment, whether or not it is activated.
-    cmd = [sys.executable, "-m", "dagster_webserver", "-m", "data_platform.definitions", "-h", host, "-p", str(port)]
-    print(f"Dagster UI on http://{host}:{port} (instance {os.environ['DAGSTER_HOME']})", flush=True)
-    # Become the webserver, so that a signal to this process (Ctrl-C, a supervisor's stop)
-    # reaches it and no orphan keeps the port.
+def run_dev(host: str, port: int) -> int:
+    """The local deployment: `dagster dev` (webserver and daemon) on the project's instance, so
+    that runs launched from the UI start, schedules fire and the alert sensor ticks."""
+    home = ensure_dagster_home()
+    warehouse = ensure_warehouse_url()
+    # The Dagster of this interpreter's environment, whether or not it is activated.
+    # The code location carries the project's name (pyproject's [tool.dagster]), as in the UI
+    # of `dagster dev` run in the repository root.
+    workspace = home / "workspace.yaml"
+    workspace.write_text(WORKSPACE_YAML.format(location=CODE_LOCATION))
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
+           "--host", host, "--port", str(port)]
+    print(f"Dagster UI on http://{host}:{port}  (webserver and daemon)\n"
+          f"  instance:  {home}\n  warehouse: {warehouse}", flush=True)
+    # From the instance folder, dagster dev reads the instance's own dagster.yaml and nothing
+    # else; becoming it lets Ctrl-C (or a supervisor's stop) reach it and its children.
+    os.chdir(home)
     os.execv(sys.executable, cmd)
 
 
@@ -222,9 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the daily job over the last N partitions, then downstream")
     demo.add_argument("--days", type=int, default=28, help="number of daily partitions (default 28)")
     demo.add_argument("--end", help="last partition to run, YYYY-MM-DD (default: the latest)")
-    ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
-    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: no auth in OSS)")
-    ui.add_argument("--port", type=int, default=3000)
+    for name, help_text in (("dev", "the Dagster UI and daemon on the demo's instance (runs, schedules, sensors)"),
+                            ("ui", "the same as dev")):
+        ui = sub.add_parser(name, help=help_text)
+        ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: no auth in OSS)")
+        ui.add_argument("--port", type=int, default=3000)
     serve = sub.add_parser("serve", help="the recommendation service (HTTP; Redis cache, warehouse fallback)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
@@ -257,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.days < 1:
             parser.error("--days must be at least 1")
         return run_demo(args.days, args.end)
-    if args.command == "ui":
-        return run_ui(args.host, args.port)
+    if args.command in ("dev", "ui"):
+        return run_dev(args.host, args.port)
     if args.command == "serve":
         if args.workers < 1:
             parser.error("--workers must be at least 1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -33,11 +32,13 @@ def postgres_url(new_postgres_database) -> str:
 
 @pytest.fixture
 def platform_home(tmp_path: Path, monkeypatch) -> Path:
-    """A fresh DAGSTER_HOME holding the repository's dagster.yaml (the embedded default: SQLite
+    """A fresh DAGSTER_HOME holding the dagster.yaml that `data-platform demo` writes (SQLite
     storage with event-log connections kept open), set in the environment as Dagster expects."""
+    from data_platform.cli import DEFAULT_INSTANCE_YAML
+
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
 

@@ -67,12 +67,12 @@ def test_rejects_an_end_outside_the_partitions(tmp_path):
     assert proc.returncode == 2 and "--end 1999-01-01 is not a daily partition" in proc.stdout
 
 
-def test_ui_serves_the_demo_history(demo_home, procs, tmp_path):
+def test_dev_serves_the_demo_history_and_runs_what_the_ui_launches(demo_home, procs, tmp_path, monkeypatch):
     root, env, _ = demo_home
     port = procs.free_port()
     with procs.Processes(tmp_path / "logs") as group:
-        group.start("webserver", [sys.executable, "-m", "data_platform.cli", "ui", "--port", str(port)], env, cwd=root)
-        procs.wait_for_webserver(port, group)
+        group.start("dev", [sys.executable, "-m", "data_platform.cli", "dev", "--port", str(port)], env, cwd=root)
+        procs.wait_for_webserver(port, group, name="dev")
         query = """{ assetOrError(assetKey: {path: ["orders_clean"]}) {
             ... on Asset { assetMaterializations(limit: 50) { partition runId } } } }"""
 
@@ -83,3 +83,41 @@ def test_ui_serves_the_demo_history(demo_home, procs, tmp_path):
 
         found = group.wait_until(materializations, "orders_clean's materializations", 120, 2)
         assert len({m["partition"] for m in found}) == 2, found
+
+        # The daemon runs beside the webserver: the queued run coordinator starts launched runs.
+        daemons_query = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
+
+        def daemons_healthy():
+            statuses = procs.graphql(port, daemons_query)["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
+            required = [d for d in statuses if d["required"]]
+            return required if required and all(d["healthy"] for d in required) else None
+
+        daemons = group.wait_until(daemons_healthy, "healthy daemons", 120, 2)
+        assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= {d["daemonType"] for d in daemons}
+
+        # Launch a run as the UI's Materialize button does, and watch it finish.
+        launch = """mutation { launchRun(executionParams: {selector: {repositoryLocationName: "data_platform",
+            repositoryName: "__repository__", jobName: "dimensions_job"}, runConfigData: "{}"}) {
+            __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+        launched = procs.graphql(port, launch)["data"]["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        status_query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+        def finished():
+            status = procs.graphql(port, status_query, {"id": run_id})["data"]["runOrError"]["status"]
+            return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+        assert group.wait_until(finished, "the launched run to finish", 300, 2) == "SUCCESS"
+
+        # The demo's in-process runs carry the code-location tag that the UI gives its own runs,
+        # so both show on the Overview timeline and under their job.
+        import dagster as dg
+
+        from data_platform.cli import RUN_TAGS
+
+        monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance's storage reads it
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            tagged = instance.get_runs(filters=dg.RunsFilter(tags=RUN_TAGS))
+        assert run_id in {r.run_id for r in tagged}
+        assert sum(r.job_name == "daily_job" for r in tagged) == 2

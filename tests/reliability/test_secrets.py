@@ -196,9 +196,9 @@ def test_the_unauthenticated_webserver_binds_loopback_by_default(monkeypatch):
     from data_platform import cli
 
     bound = []
-    monkeypatch.setattr(cli, "run_ui", lambda host, port: bound.append((host, port)) or 0)
-    assert cli.main(["ui"]) == 0
-    assert bound == [("127.0.0.1", 3000)]
+    monkeypatch.setattr(cli, "run_dev", lambda host, port: bound.append((host, port)) or 0)
+    assert cli.main(["dev"]) == 0 and cli.main(["ui"]) == 0
+    assert bound == [("127.0.0.1", 3000)] * 2
 
 
 def test_compose_publishes_ports_on_loopback_only():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -192,14 +193,24 @@ def test_config_is_checked():
     assert set(KeepOpenSqliteStorage.config_type()) == {"base_dir", "max_open_shards"}
 
 
-def test_the_fallback_instance_yaml_of_the_cli_is_the_repositorys(tmp_path, monkeypatch):
-    # `data-platform demo` run outside a checkout writes its own dagster.yaml: the same settings.
+def test_the_cli_instance_opts_in_and_the_repository_yaml_works_on_stock_dagster(tmp_path, monkeypatch):
+    # `data-platform demo` writes its own dagster.yaml: the repository's settings plus the storage.
     from data_platform.cli import ensure_dagster_home
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     home = ensure_dagster_home()
     written = yaml.safe_load((home / "dagster.yaml").read_text())
-    assert written == yaml.safe_load(REPO_YAML.read_text())
+    repo = yaml.safe_load(REPO_YAML.read_text())
+    assert "storage" not in repo and {k: v for k, v in written.items() if k != "storage"} == repo
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert isinstance(instance.event_log_storage, KeepOpenSqliteEventLogStorage)
+    # `dagster dev` in the repository root, with no DAGSTER_HOME, configures its temporary
+    # instance with the repository's dagster.yaml: it needs no environment, on Dagster's storage.
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    temp = tmp_path / "temporary_instance"
+    temp.mkdir()
+    shutil.copyfile(REPO_YAML, temp / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(temp)) as instance:
+        assert not isinstance(instance.event_log_storage, KeepOpenSqliteEventLogStorage)
+        assert instance.get_runs() == []

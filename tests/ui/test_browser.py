@@ -24,6 +24,7 @@ import dagster as dg
 import pytest
 
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
+from data_platform.cli import DEFAULT_INSTANCE_YAML
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
 from data_platform.resources.model_store import ModelStoreResource
@@ -64,7 +65,7 @@ def materialize_history(root: Path) -> set[str]:
     """Dimensions, then the daily job over the window; the assets whose anomaly check failed last."""
     home = root / "home"
     home.mkdir(parents=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # as the demo's instance
+    (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)  # as the demo's instance
     defs = build_definitions(
         warehouse=WarehouseResource(url=f"sqlite:///{root / 'warehouse.db'}"),
         source=SourceResource(),
