@@ -37,6 +37,16 @@ TARGET_P99_MS = 10.0
 RAMP_RATES = (1000, 1500, 2000, 2500, 3000, 4000)
 
 
+def cpu_pressure() -> str:
+    """Linux PSI: the share of the last 60 s in which some runnable task waited for a CPU (other
+    work on the machine shows up here and in the tail latencies)."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return first.split("avg60=")[1].split()[0] + "%"
+    except (OSError, IndexError):
+        return "n/a"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -198,6 +208,7 @@ def main(args: argparse.Namespace) -> int:
     main_s, batch_s, step_s, fallback_s = (4, 4, 3, 3) if quick else (60, 30, 10, 10)
     rates = RAMP_RATES[:1] if quick else RAMP_RATES
     rows: list[tuple[str, dict]] = []
+    pressure_before = cpu_pressure()
     with bench_world(users) as world, running_service(world) as port:
         singles = request_mix(users, 20_000)
         folder = world["folder"]
@@ -215,6 +226,8 @@ def main(args: argparse.Namespace) -> int:
         rows.append(("Redis stopped: warehouse", load(port, 500, fallback_s, singles, folder)))
     print(f"### Recommendation serving ({machine()}; one worker; {users:,} users x "
           f"{ITEMS_PER_USER} items; cache published in {world['publish_seconds']:.1f} s)\n")
+    print(f"CPU pressure from other work (PSI some avg60): {pressure_before} before, "
+          f"{cpu_pressure()} after.\n")
     print("| phase | offered /s | achieved /s | requests | errors | p50 ms | p99 ms | p99.9 ms | max ms "
           "| from send p50 / p99 ms | answered from |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")

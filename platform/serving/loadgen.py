@@ -62,22 +62,36 @@ async def run(spec: dict) -> dict:
     failures: dict[str, int] = {}
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     opened = 0
+    stale = 0
     slots = asyncio.Semaphore(max_conns)
     # perf_counter, not loop.time(): uvloop's clock only has millisecond resolution.
     clock = time.perf_counter
 
     async def one(i: int, due: float) -> None:
         nonlocal opened
+        nonlocal stale
         async with slots:
             try:
-                if idle:
-                    reader, writer = idle.pop()
-                else:
-                    reader, writer = await asyncio.open_connection(host, port)
-                    opened += 1
-                sent = clock()
-                writer.write(templates[i % len(templates)])
-                status, source, _ = await _read_response(reader)
+                while True:
+                    reused = bool(idle)
+                    if reused:
+                        reader, writer = idle.pop()
+                    else:
+                        reader, writer = await asyncio.open_connection(host, port)
+                        opened += 1
+                    sent = clock()
+                    writer.write(templates[i % len(templates)])
+                    try:
+                        status, source, _ = await _read_response(reader)
+                    except (ConnectionError, asyncio.IncompleteReadError) as error:
+                        # The server closed an idle keep-alive connection: like any HTTP
+                        # client, send again on a new one (the latency keeps counting).
+                        if reused and not getattr(error, "partial", b""):
+                            stale += 1
+                            writer.close()
+                            continue
+                        raise
+                    break
                 done = clock()
                 idle.append((reader, writer))
             except (OSError, asyncio.IncompleteReadError, ValueError) as error:
@@ -115,6 +129,7 @@ async def run(spec: dict) -> dict:
         "answered": int(answered.sum()),
         "achieved_rate": total / max(sending_ended - start, 1e-9),
         "connections_opened": opened,
+        "stale_connections_resent": stale,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "sources": sources,
         "failures": failures,
