@@ -88,6 +88,11 @@ CODE_LOCATION = "data_platform"
 RUN_TAGS = {".dagster/repository": f"__repository__@{CODE_LOCATION}"}
 
 
+# Exit codes of `demo` (README): 0 every run completed (failing checks included: incidents are
+# injected), 1 a step raised an error, 2 a setting or argument is wrong, 130 interrupted (Ctrl-C).
+EXIT_OK, EXIT_BROKEN, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def _quiet_run_config() -> dict:
     # The demo prints its own progress and summary; failures stay in the instance for the UI.
     return {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -143,13 +148,44 @@ class RunLog:
                 )
 
 
+def preflight_problems() -> list[str]:
+    """Settings that would fail the first run, each as one line naming the setting and its fix."""
+    from data_platform import preflight
+
+    problems = preflight.source_problems()
+    problem = preflight.warehouse_problem(os.environ["DATA_PLATFORM_WAREHOUSE_URL"])
+    return [*problems, problem] if problem else problems
+
+
+def load_definitions():
+    """The Definitions, or None after one line naming what is wrong (sources are read at import
+    time for the partition bounds)."""
+    from data_platform.sources.result import SourceError
+
+    try:
+        from data_platform.definitions import defs
+    except SourceError as error:
+        print(f"data-platform: cannot load the sources: {error} "
+              f"(check the DATA_PLATFORM_<ENTITY> settings)", file=sys.stderr)
+        return None
+    return defs
+
+
 def run_demo(days: int, end: str | None = None) -> int:
     home = ensure_dagster_home()
     warehouse = ensure_warehouse_url()
+    problems = preflight_problems()
+    for problem in problems:
+        print(f"data-platform: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
     import dagster as dg
 
-    from data_platform.definitions import defs
     from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB
+
+    defs = load_definitions()
+    if defs is None:
+        return EXIT_CONFIG
 
     instance = dg.DagsterInstance.get()
     daily = defs.resolve_job_def(DAILY_JOB)
@@ -157,12 +193,12 @@ def run_demo(days: int, end: str | None = None) -> int:
     if end is not None:
         if end not in all_keys:
             print(f"--end {end} is not a daily partition ({all_keys[0]} .. {all_keys[-1]})")
-            return 2
+            return EXIT_CONFIG
         all_keys = all_keys[: all_keys.index(end) + 1]
     partition_keys = all_keys[-days:]
     if not partition_keys:
         print("no daily partitions to run: check DATA_PLATFORM_START_DATE and the sources")
-        return 2
+        return EXIT_CONFIG
     print(f"data-platform demo: {len(partition_keys)} daily partitions "
           f"{partition_keys[0]} .. {partition_keys[-1]}\n  instance:  {home}\n  warehouse: {warehouse}")
     log = RunLog()
@@ -179,6 +215,8 @@ def run_demo(days: int, end: str | None = None) -> int:
             raise_on_error=False,
         )
         seconds = time.perf_counter() - t0
+        if _interrupted(result):
+            raise KeyboardInterrupt
         compute_before = log.compute_seconds
         log.record(label, result, seconds, partition_key)
         compute = log.compute_seconds - compute_before
@@ -192,17 +230,33 @@ def run_demo(days: int, end: str | None = None) -> int:
         extra = f", {len(failed)} failing check(s)" if failed else ""
         print(f"  {label:<28} {seconds:6.1f}s  (compute {compute:5.1f}s)  {status}{extra}", flush=True)
 
-    print("[1/3] dimensions (customers, products)")
-    run("dimensions", DIMENSIONS_JOB)
-    print(f"[2/3] daily job over {len(partition_keys)} partitions")
-    for key in partition_keys:
-        run(f"daily {key}", DAILY_JOB, key)
-    print("[3/3] downstream features and models")
-    run("downstream", DOWNSTREAM_JOB)
+    try:
+        print("[1/3] dimensions (customers, products)")
+        run("dimensions", DIMENSIONS_JOB)
+        print(f"[2/3] daily job over {len(partition_keys)} partitions")
+        for key in partition_keys:
+            run(f"daily {key}", DAILY_JOB, key)
+        print("[3/3] downstream features and models")
+        run("downstream", DOWNSTREAM_JOB)
+    except KeyboardInterrupt:
+        # Dagster turns Ctrl-C inside a run into a failed run; the demo stops there.
+        print(f"\ninterrupted: stopped after {len(log.steps)} run(s); the interrupted run is "
+              f"marked failed in the instance", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     total = time.perf_counter() - started
     print_summary(log, total)
     # Failing checks are the demo working (incidents are injected); a broken step is not.
-    return 1 if log.broken_runs else 0
+    return EXIT_BROKEN if log.broken_runs else EXIT_OK
+
+
+def _interrupted(result) -> bool:
+    """Did Ctrl-C end this run? Dagster catches the interrupt inside the run and fails it."""
+    for event in result.all_events:
+        data = event.event_specific_data
+        error = getattr(data, "error", None)
+        if error is not None and error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+            return True
+    return False
 
 
 def print_summary(log: RunLog, total: float) -> None:

@@ -121,3 +121,65 @@ def test_dev_serves_the_demo_history_and_runs_what_the_ui_launches(demo_home, pr
             tagged = instance.get_runs(filters=dg.RunsFilter(tags=RUN_TAGS))
         assert run_id in {r.run_id for r in tagged}
         assert sum(r.job_name == "daily_job" for r in tagged) == 2
+
+
+def _demo(tmp_path, extra_env, *args, timeout=120):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
+           "DATA_PLATFORM_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}", **extra_env}
+    return subprocess.run([sys.executable, "-m", "data_platform.cli", "demo", *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_missing_source_is_one_line_naming_the_setting(tmp_path):
+    proc = _demo(tmp_path, {"DATA_PLATFORM_ORDERS": f"orders_csv:{tmp_path / 'nowhere'}"}, "--days", "1")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("data-platform: DATA_PLATFORM_ORDERS=orders_csv:") and "no such file" in lines[0]
+
+
+def test_an_unreachable_warehouse_fails_before_the_first_partition_without_its_password(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = _demo(tmp_path, {"DATA_PLATFORM_WAREHOUSE_URL": f"postgresql://nobody:s3cret@127.0.0.1:{port}/x"},
+                 "--days", "1", timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "DATA_PLATFORM_WAREHOUSE_URL: cannot reach postgresql://nobody:***@127.0.0.1" in proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr and "[1/3]" not in proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_stops_the_demo_within_seconds(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
+           "DATA_PLATFORM_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"}
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        # Its own session, as a terminal's foreground job: SIGINT is not ignored.
+        proc = subprocess.Popen([sys.executable, "-m", "data_platform.cli", "demo", "--days", "20"],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while "daily " not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert "daily " in log.read_text(), log.read_text()
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        rc = proc.wait(timeout=60)
+        stopped_after = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert rc == 130, text[-2000:]
+    assert "interrupted: stopped after" in text and "[3/3]" not in text
+    assert stopped_after < 30, f"{stopped_after:.0f}s"
+    # Nothing of the demo's process group outlives it.
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
