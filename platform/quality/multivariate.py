@@ -10,8 +10,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from pyod.models.iforest import IForest
-from pyod.models.lof import LOF
 
 from data_platform.quality.verdict import MultivariateResult
 
@@ -75,6 +73,10 @@ def score_multivariate(
     whiten: score in the robustly whitened space (`whiten_robustly`) instead of per-metric
     scaled values; contributors are still named from the per-metric values.
     """
+    # PyOD (and scikit-learn under it) load on first use: importing the checks stays fast.
+    from pyod.models.iforest import IForest
+    from pyod.models.lof import LOF
+
     scaled_history, scaled_current = scale_robustly(history, current)
     per_metric = scaled_current
     if whiten:

@@ -11,12 +11,10 @@ import base64
 import io
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # An 8 x 3 inch figure at 90 dpi is 720 x 270 px: at 576 px with 6-point labels the panel
 # showed an unreadable strip. Size is set by pixels and colours, not dpi alone; see
@@ -44,7 +42,11 @@ def plot_metric_png(
     """
     values = [float(v) if v is not None and math.isfinite(float(v)) else math.nan for v in history]
     n = len(values)
+    # Imported here: matplotlib costs about a second, and only a failing or explained check draws.
     # Figure() rather than pyplot: no global figure registry to leak in a long-running process.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     ax = fig.add_subplot()
     xs = list(range(n))
