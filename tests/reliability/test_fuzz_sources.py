@@ -12,6 +12,12 @@ NULs). The invariants:
 
 The unstructured cases throw random bytes, and random damage to a valid file, at every file of
 every kind: only ``SourceError`` may escape, and no more rows come out than lines went in.
+
+The broken-line cases damage single lines of a valid file (a quote inserted at a random place,
+a stray byte that is not UTF-8) under mixed line endings (LF, CRLF and CR in one file): every
+undamaged line arrives unchanged, every line with a stray byte is rejected alone with a reason,
+damaged lines take no undamaged line with them, and the file's physical lines = accepted lines +
+rejected lines + header. More than one undecodable line in ten raises one ``SourceError``.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from hypothesis import strategies as st
 from data_platform.resources.tablestore import TableStore
 from data_platform.sources import SCHEMAS, SourceError, fetch, load
 from data_platform.sources.files import NUL_REASON, clear_cache
+from data_platform.sources.records import MAX_UNDECODABLE_SHARE
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 FEWER = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+BROKEN_LINES = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 TERMINATORS = ["\n", "\r\n", "\r"]
 TEXT_ENCODINGS = ["utf-8", "utf-8-sig", "utf-16"]  # the last two write a byte-order mark
@@ -464,3 +472,124 @@ def test_nul_characters_from_a_sql_source_are_rejected_and_storable(tmp_path):
     assert result.rejected["reason"].tolist() == [NUL_REASON]
     assert result.rejected["value"].tolist() == ["D\ufffdE"]
     assert_storable(result, tmp_path)
+
+
+# ------------------------------------------------------------------ broken lines, mixed line ends
+
+# Any byte from 0x80 up, put between two characters, is invalid UTF-8 (0xE9 is Latin-1's é).
+STRAY_BYTE = st.integers(0x80, 0xFF).map(lambda b: bytes([b]))
+# "open": a quote at the start of a field, which opens a quoted field that never closes;
+# "quote": a quote anywhere; "byte": a stray byte anywhere.
+line_damage = st.tuples(st.sampled_from(["open", "quote", "byte"]), st.integers(0, 10_000), STRAY_BYTE)
+
+
+def damage_line(line: str, damage, delimiter: str = ",") -> bytes:
+    what, at, stray = damage
+    if what == "open":
+        starts = [0] + [i + 1 for i, char in enumerate(line) if char == delimiter]
+        at = starts[at % len(starts)]
+    at %= len(line) + 1
+    piece = stray if what == "byte" else b'"'
+    return line[:at].encode() + piece + line[at:].encode()
+
+
+def too_many_undecodable(undecodable: int, nonblank: int) -> bool:
+    return undecodable > MAX_UNDECODABLE_SHARE * nonblank
+
+
+@pytest.mark.parametrize("kind", list(ORDER_FORMATS))
+@BROKEN_LINES
+@given(
+    planted=st.lists(planted_order, min_size=2, max_size=14),
+    damages=st.dictionaries(st.integers(0, 13), line_damage, max_size=5),
+    terminators=st.lists(st.sampled_from(TERMINATORS), min_size=16, max_size=16),
+    bom=st.booleans(),
+)
+def test_broken_lines_cost_only_their_line(tmp_path_factory, kind, planted, damages, terminators, bom):
+    header, render = ORDER_FORMATS[kind]
+    for i, order in enumerate(planted):
+        order["order_id"] = f"planted{i}x{order['suffix']}"
+    damages = {i: d for i, d in damages.items() if i < len(planted)}
+    lines = [csv_text(None, [render(o)], "", "").rstrip("\r\n") for o in planted]
+    encoded = [damage_line(line, damages[i]) if i in damages else line.encode() for i, line in enumerate(lines)]
+    # Mixed line ends; no line is empty, so a CR never meets the LF of a blank line.
+    body = b"".join(
+        line + terminators[i].encode() for i, line in enumerate([csv_text(None, [header], "", "").strip().encode(), *encoded])
+    )
+    folder = fresh_folder(tmp_path_factory)
+    path = folder / "orders.csv"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + body)
+    bad_bytes = {i + 2 for i, (what, _, _) in damages.items() if what == "byte"}  # physical lines
+    quoted = {i + 2 for i, (what, _, _) in damages.items() if what != "byte"}
+
+    if too_many_undecodable(len(bad_bytes), len(lines) + 1):
+        with pytest.raises(SourceError, match="lines are not valid utf-8") as caught:
+            load(kind, path)
+        assert caught.value.where == str(path)
+        return
+    result = load(kind, path)
+    assert_storable(result, folder)
+
+    # Every undamaged line arrives unchanged, once.
+    arrived = result.data.set_index("order_id")
+    for i, order in enumerate(planted):
+        if i in damages:
+            continue
+        row = arrived.loc[order["order_id"]]
+        assert isinstance(row, pd.Series), "an undamaged order arrived more than once"
+        assert (row["customer_id"], row["product_id"], row["country"]) == (
+            order["customer_id"], order["product_id"], order["country"])
+        assert row["ordered_at"] == pd.Timestamp(order["ordered_at"])
+        assert row["quantity"] == order["quantity"] and row["unit_price"] == order["unit_price"]
+    # A line with a stray byte is rejected alone, with its line number in the reason.
+    rejected = result.rejected.set_index("line")
+    assert rejected.index.is_unique and result.rejected["reason"].notna().all()
+    for number in bad_bytes:
+        assert rejected.loc[number, "reason"].startswith(f"bytes not valid utf-8 at line {number}, column")
+    # Only damaged lines are rejected; a record spanning lines is made of damaged lines only.
+    assert set(rejected.index) <= bad_bytes | quoted
+    lines_tally = result.lines
+    assert lines_tally.total == len(lines) + 1 and lines_tally.header == 1 and lines_tally.blank == 0
+    assert lines_tally.accepted + lines_tally.rejected == len(lines) and lines_tally.balanced
+    swallowed = lines_tally.accepted - len(result.data) + lines_tally.rejected - len(result.rejected)
+    assert 0 <= swallowed <= max(0, len(quoted) - 1)
+    assert len(result.data) >= len(planted) - len(damages)
+
+
+@BROKEN_LINES
+@given(
+    planted=st.lists(st.tuples(PLAIN_TEXT, st.sampled_from([0, 1])), min_size=2, max_size=14),
+    damages=st.dictionaries(st.integers(0, 13), line_damage, max_size=5),
+    terminators=st.lists(st.sampled_from(TERMINATORS), min_size=14, max_size=14),
+)
+def test_labelled_text_lines_with_stray_bytes_cost_only_their_line(tmp_path_factory, planted, damages, terminators):
+    # Quotes are text in this format: a quote-damaged line is a sentence like any other.
+    sentences = [(f"planted{i} {text}", label) for i, (text, label) in enumerate(planted)]
+    damages = {i: d for i, d in damages.items() if i < len(sentences)}
+    lines = [f"{text}\t{label}" for text, label in sentences]
+    body = b"".join(
+        (damage_line(line, damages[i], "\t") if i in damages else line.encode()) + terminators[i].encode()
+        for i, line in enumerate(lines)
+    )
+    folder = fresh_folder(tmp_path_factory)
+    path = folder / "s_labelled.txt"
+    path.write_bytes(body)
+    bad_bytes = {i + 1 for i, (what, _, _) in damages.items() if what == "byte"}
+
+    if too_many_undecodable(len(bad_bytes), len(lines)):
+        with pytest.raises(SourceError, match="lines are not valid utf-8") as caught:
+            load("labelled_text", path)
+        assert caught.value.where == str(path)
+        return
+    result = load("labelled_text", path)
+    assert_storable(result, folder)
+
+    arrived = list(zip(result.data["text"], result.data["label"], strict=True))
+    for i, sentence in enumerate(sentences):
+        if i not in damages:
+            assert arrived.count(sentence) == 1
+    rejected = result.rejected.set_index("line")
+    for number in bad_bytes:
+        assert rejected.loc[number, "reason"].startswith(f"bytes not valid utf-8 at line {number}, column")
+    assert result.lines.total == len(lines) and result.lines.balanced
+    assert result.lines.accepted == len(result.data) and result.lines.rejected == len(result.rejected)
