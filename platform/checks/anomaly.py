@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from data_platform.quality.anomaly import format_range, format_value
 from data_platform.quality.health import DURATION_SECONDS
 from data_platform.quality.history import (
     DEFAULT_LOOKBACK,
@@ -654,7 +655,7 @@ def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> st
         for m in shown:
             lines.append(
                 f"| `{m.name}`{' ⚠' if m.flagged else ''} | {_fmt(m.observed)} | {_fmt(m.expected)} "
-                f"| {_fmt(m.lower)} – {_fmt(m.upper)} | {m.score:+.1f} | {m.method} |"
+                f"| {format_range(m.lower, m.upper)} | {m.score:+.1f} | {m.method} |"
             )
     reasons = list(verdict.reasons) + [
         m.reason for m in shown if m.reason and m.reason not in verdict.reasons
@@ -693,13 +694,7 @@ def _metrics_to_show(verdict: Verdict, limit: int = 8) -> list[MetricResult]:
     return sorted(scored, key=lambda m: -abs(m.score))[:3]
 
 
-def _fmt(value: float | None) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "–"
-    value = float(value)
-    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
-        return f"{value:.3g}"
-    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+_fmt = format_value
 
 
 def run_check_benchmark(

@@ -334,7 +334,8 @@ def _as_float(value: object) -> float:
     return out
 
 
-def _fmt(value: float | None) -> str:
+def format_value(value: float | None) -> str:
+    """How every number in a verdict reads: its reasons, and the check's table and alerts."""
     if value is None or not np.isfinite(value):
         return "n/a"
     if abs(value) >= 1000 or (abs(value) >= 10 and float(value).is_integer()):
@@ -342,6 +343,13 @@ def _fmt(value: float | None) -> str:
     if abs(value) >= 10:
         return f"{value:,.1f}"
     return f"{value:.3g}"
+
+
+_fmt = format_value
+
+
+def format_range(lower: float | None, upper: float | None) -> str:
+    return f"{format_value(lower)}–{format_value(upper)}"
 
 
 def _label(name: str) -> str:
@@ -616,7 +624,11 @@ def _clip_band(result: MetricResult, p: _Prepared) -> MetricResult:
         upper = min(upper, p.cfg.max_value)
     if lower == result.lower and upper == result.upper:
         return result
-    return replace(result, lower=lower, upper=upper)
+    reason = result.reason
+    if reason:
+        # The reason quotes the range the table shows: the clipped one.
+        reason = reason.replace(format_range(result.lower, result.upper), format_range(lower, upper))
+    return replace(result, lower=lower, upper=upper, reason=reason)
 
 
 def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: int) -> MetricResult:
@@ -661,7 +673,7 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
         sigma = f"{abs(score):.1f} robust σ {side}" if np.isfinite(score) else "it never varied before"
         reason = (
             f"{_label(p.name)} {_fmt(x)} is far {side} the expected {_fmt(band.expected)} "
-            f"(normal range {_fmt(lower)}–{_fmt(upper)}{cal.label() if band.seasonal else ''}; {sigma})"
+            f"(normal range {format_range(lower, upper)}{cal.label() if band.seasonal else ''}; {sigma})"
         )
         if p.new_level_at is not None:
             reason += "; baseline restarted at an earlier persistent change"

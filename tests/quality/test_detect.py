@@ -367,3 +367,21 @@ def test_whitening_lets_lof_see_a_broken_ratio_inside_each_band():
     assert whitened.lof_flagged and whitened.lof_score > whitened.lof_threshold
     ordinary = score_multivariate(history, history[-1] * 1.01, names, margin=3.0, whiten=True)
     assert not ordinary.lof_flagged
+
+
+def test_the_reason_quotes_the_range_the_table_shows_after_clipping():
+    # A non-negative metric whose band would reach below 0: the range is clipped at 0, and the
+    # reason says the same range as the check's table (one formatting for both).
+    import numpy as np
+    import pandas as pd
+
+    from data_platform.quality import detect
+    from data_platform.quality.anomaly import format_range
+
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2026-01-01", periods=40, freq="D")
+    history = pd.DataFrame({"mean/discount": np.abs(rng.normal(0.5, 0.6, size=40))}, index=days)
+    verdict = detect(history, pd.Series({"mean/discount": 9.0}, name=days[-1] + pd.Timedelta(days=1)))
+    m = verdict.metrics["mean/discount"]
+    assert m.flagged and m.lower == 0.0
+    assert f"normal range {format_range(m.lower, m.upper)}" in m.reason
