@@ -31,15 +31,14 @@ def instance_env(instance_url: str) -> dict[str, str]:
 def deploy_home(tmp_path, new_postgres_database, monkeypatch):
     """(DAGSTER_HOME, env for the deployment's processes) with the instance on a fresh database.
 
-    DAGSTER_HOME holds deploy/dagster.postgres.yaml as dagster.yaml, workspace.yaml and
-    celery.yaml, as the image does; this test process gets DAGSTER_HOME and DAGSTER_PG_* too, to
+    DAGSTER_HOME holds deploy/dagster.postgres.yaml as dagster.yaml and workspace.yaml, as the
+    image does; this test process gets DAGSTER_HOME and DAGSTER_PG_* too, to
     open the same instance.
     """
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO_ROOT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-    for name in ("workspace.yaml", "celery.yaml"):
-        shutil.copyfile(REPO_ROOT / "deploy" / name, home / name)
+    shutil.copyfile(REPO_ROOT / "deploy" / "workspace.yaml", home / "workspace.yaml")
     pg = instance_env(new_postgres_database())
     for name, value in {**pg, "DAGSTER_HOME": str(home)}.items():
         monkeypatch.setenv(name, value)

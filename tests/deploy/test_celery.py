@@ -1,7 +1,8 @@
 """Scale-out: the daily job on dagster-celery workers writes what an in-process run writes.
 
-A real `dagster-celery worker` process (the compose service's command, with deploy/celery.yaml)
-takes the steps from RabbitMQ. The run and the worker share a PostgreSQL Dagster instance
+A real celery worker process (the compose service's command, the app of
+`data_platform.jobs.celery_worker`) takes the steps from RabbitMQ; the broker URL and its password
+stay in the environment, never in a file under DAGSTER_HOME. The run and the worker share a PostgreSQL Dagster instance
 (deploy/dagster.postgres.yaml) and a PostgreSQL warehouse: the warehouse IO manager is how one
 step's output reaches a step on another machine. The same partition run in-process into another
 fresh warehouse must give equal tables.
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pandas as pd
@@ -73,8 +75,9 @@ def test_daily_job_on_celery_workers_equals_an_in_process_run(
     worker_name = f"dp-test-{uuid.uuid4().hex[:8]}"
     with procs.Processes(tmp_path / "logs") as group:
         # The compose service's command, with this test's worker name.
-        group.start("celery_worker", ["dagster-celery", "worker", "start", "-A", "dagster_celery.app",
-                                      "-y", str(home / "celery.yaml"), "-n", worker_name], env, cwd=tmp_path)
+        group.start("celery_worker", ["celery", "-A", "data_platform.jobs.celery_worker", "worker",
+                                      "--prefetch-multiplier=1", "--loglevel=INFO", "-n", worker_name],
+                    env, cwd=tmp_path)
         group.wait_until(lambda: " ready." in group.log("celery_worker", tail=100_000),
                          "the celery worker to connect to the broker", 120, 1)
         execute(DIMENSIONS_JOB, env, tmp_path)
@@ -105,3 +108,10 @@ def test_daily_job_on_celery_workers_equals_an_in_process_run(
         pd.testing.assert_frame_equal(celery_rows, local_rows, obj=name)
     store = WarehouseResource(url=celery_warehouse).store()
     assert len(store.read("orders_clean", partitions=[PARTITION])) == len(table(celery_warehouse, "orders_clean"))
+
+    # No file under DAGSTER_HOME holds the broker URL or its password.
+    password = urlsplit(celery_broker_url).password
+    assert password, "the test broker URL must carry a password for this check to mean something"
+    secrets = [celery_broker_url.encode(), f":{password}@".encode()]
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert files and not [str(p) for p in files if any(s in p.read_bytes() for s in secrets)]

@@ -92,10 +92,11 @@ def test_commands_match_the_workspace_and_the_native_test():
     copies = dockerfile_copies()
     for name in ("webserver", "daemon"):
         assert option(SERVICES[name]["command"], "-w") == copies["deploy/workspace.yaml"], name
+    # The worker reads its broker URL from the environment: nothing under DAGSTER_HOME holds it.
     worker = SERVICES["celery_worker"]["command"]
-    assert worker[:3] == ["dagster-celery", "worker", "start"]
-    assert option(worker, "-A") == "dagster_celery.app"
-    assert option(worker, "-y") == copies["deploy/celery.yaml"]
+    assert worker[:2] == ["celery", "-A"] and "worker" in worker
+    assert option(worker, "-A") == "data_platform.jobs.celery_worker"
+    assert (REPO_ROOT / "platform" / "jobs" / "celery_worker.py").is_file()
     # The instance the processes open is deploy/dagster.postgres.yaml.
     assert copies["deploy/dagster.postgres.yaml"] == f"{dockerfile_env()['DAGSTER_HOME']}/dagster.yaml"
     # The webserver publishes on loopback only: the OSS webserver has no authentication.
@@ -106,8 +107,7 @@ def test_services_get_every_variable_their_files_read():
     needed = (
         env_refs(deploy_yaml("dagster.postgres.yaml"))
         | env_refs(deploy_yaml("workspace.yaml"))
-        | env_refs(deploy_yaml("celery.yaml"))
-        | {"DATA_PLATFORM_WAREHOUSE_URL"}
+        | {"DATA_PLATFORM_WAREHOUSE_URL", "DATA_PLATFORM_CELERY_BROKER_URL"}
     )
     assert {"DAGSTER_PG_HOST", "DAGSTER_PG_PASSWORD", "DAGSTER_CODE_HOST", "DAGSTER_CODE_PORT",
             "DATA_PLATFORM_CELERY_BROKER_URL"} <= needed
@@ -139,17 +139,28 @@ def walk_strings(node, path=""):
         yield path, node
 
 
+# Needed by the celery profile only: an empty default (no secret), checked when the broker starts
+# (test_the_broker_refuses_to_start_without_a_password), because `:?` is enforced for every profile.
+PROFILE_ONLY_PASSWORDS = {"RABBITMQ_PASSWORD"}
+
+
+def from_environment(match) -> bool:
+    if match is None:
+        return False
+    if match["name"] in PROFILE_ONLY_PASSWORDS:
+        return match["op"] in (":?", "?") or (match["op"] == ":-" and match["arg"] == "")
+    return match["op"] in (":?", "?")
+
+
 def test_no_literal_secret_in_the_compose_file():
     for path, value in walk_strings(COMPOSE):
         key = path.rsplit(".", 1)[-1]
         if re.search(r"PASSWORD|PASS$|SECRET|TOKEN", key):
             assert INTERPOLATION.fullmatch(value), f"{path} is a literal: {value!r}"
-            match = INTERPOLATION.fullmatch(value)
-            assert match["op"] in (":?", "?"), f"{path} has a default password: {value!r}"
+            assert from_environment(INTERPOLATION.fullmatch(value)), f"{path} has a default password: {value!r}"
         # user:password@ in a URL: the password part must come from the environment.
         for url_password in url_passwords(value):
-            match = INTERPOLATION.fullmatch(url_password)
-            assert match and match["op"] in (":?", "?"), f"{path} has a literal password in a URL"
+            assert from_environment(INTERPOLATION.fullmatch(url_password)), f"{path} has a literal password in a URL"
 
 
 def url_passwords(value: str) -> list[str]:
@@ -175,7 +186,9 @@ def test_env_example_defines_every_required_variable():
         for line in (REPO_ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#") and "=" in line
     }
-    assert {"POSTGRES_PASSWORD", "RABBITMQ_PASSWORD"} <= required
+    assert "POSTGRES_PASSWORD" in required
+    # The broker's password is for the celery profile only: compose does not demand it.
+    assert "RABBITMQ_PASSWORD" not in required and "RABBITMQ_PASSWORD" in defined
     assert required <= defined, required - defined
     assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
 
@@ -185,7 +198,7 @@ def test_dockerfile_copies_what_the_services_reference():
     for source in copies:
         assert (REPO_ROOT / source).exists(), source
     assert {"pyproject.toml", "README.md", "platform", "deploy/dagster.postgres.yaml",
-            "deploy/workspace.yaml", "deploy/celery.yaml"} <= set(copies)
+            "deploy/workspace.yaml"} <= set(copies)
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
@@ -218,6 +231,31 @@ def test_docker_compose_accepts_the_file(tmp_path):
     ))
     refused = subprocess.run([*base, "config", "-q"], env=clean_env, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "POSTGRES_PASSWORD" in refused.stderr
+    # Without the broker's password, everything but the celery profile still starts.
+    env_file.write_text("\n".join(
+        line for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if not line.startswith("RABBITMQ_PASSWORD=")
+    ))
+    accepted = subprocess.run([*base, "config", "-q"], env=clean_env, capture_output=True, text=True, timeout=120)
+    assert accepted.returncode == 0, accepted.stderr
+
+
+@pytest.mark.parametrize(("password", "starts"), [("", False), ("s3cret", True)])
+def test_the_broker_refuses_to_start_without_a_password(tmp_path, password, starts):
+    # The rabbitmq service's entrypoint, run by sh with a stand-in for the image's entrypoint.
+    entrypoint = SERVICES["rabbitmq"]["entrypoint"]
+    assert entrypoint[:2] == ["sh", "-c"]
+    assert SERVICES["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == "${RABBITMQ_PASSWORD:-}"
+    script = entrypoint[2].replace("$$", "$")  # compose's escape of a literal $
+    stand_in = tmp_path / "docker-entrypoint.sh"
+    stand_in.write_text('#!/bin/sh\necho "started $1"\n')
+    stand_in.chmod(0o755)
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={"PATH": f"{tmp_path}:/usr/bin:/bin", "RABBITMQ_DEFAULT_PASS": password})
+    if starts:
+        assert proc.returncode == 0 and proc.stdout.strip() == "started rabbitmq-server"
+    else:
+        assert proc.returncode == 1 and "set RABBITMQ_PASSWORD" in proc.stderr and not proc.stdout
 
 
 def test_the_serving_service_reads_the_redis_and_warehouse_the_assets_write():
