@@ -6,8 +6,8 @@ writer, and ``data-platform serve`` with one worker in its own process. The load
 another process (loadgen.py): fixed-rate schedules, latency from the intended send time.
 
 Phases: warm-up; single users at 500/s for 60 s with 10% cold (unknown) users; batches of 100
-users; a ramp of rates to find the highest at which p99 stays within 10 ms; and Redis stopped
-(every answer from the warehouse).
+users; a ramp of rates to find the highest at which p99 stays within 10 ms; and Redis stopped a
+third into a phase at 500/s (the answers move to the warehouse).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,15 +177,22 @@ def batch_mix(users: int, count: int, size: int = 100, seed: int = 2) -> list[li
     return out
 
 
-def load(port: int, rate: float, duration: float, requests: list, folder: Path) -> dict:
+def load(port: int, rate: float, duration: float, requests: list, folder: Path,
+         during: tuple[float, Callable[[], None]] | None = None) -> dict:
+    """One open-loop phase from a loader process; ``during`` = (after seconds, action) runs the
+    action while the load goes on (e.g. stopping Redis)."""
     spec = folder / "spec.json"
     spec.write_text(json.dumps({"host": "127.0.0.1", "port": port, "rate": rate,
                                 "duration": duration, "requests": requests}))
-    done = subprocess.run([sys.executable, "-m", "data_platform.serving.loadgen", str(spec)],
-                          capture_output=True, text=True, timeout=duration + 120)
-    if done.returncode != 0:
-        raise SystemExit(f"load generator failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    loader = subprocess.Popen([sys.executable, "-m", "data_platform.serving.loadgen", str(spec)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if during is not None:
+        time.sleep(during[0])
+        during[1]()
+    out, err = loader.communicate(timeout=duration + 120)
+    if loader.returncode != 0:
+        raise SystemExit(f"load generator failed: {err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def errors(result: dict) -> int:
@@ -222,8 +230,8 @@ def main(args: argparse.Namespace) -> int:
             if errors(r) or r["p99_ms"] > TARGET_P99_MS or r["achieved_rate"] < 0.98 * rate:
                 break
             best = rate
-        stop(world["redis"])
-        rows.append(("Redis stopped: warehouse", load(port, 500, fallback_s, singles, folder)))
+        rows.append((f"Redis stopped about {fallback_s / 3:.0f} s into the phase", load(
+            port, 500, fallback_s, singles, folder, during=(fallback_s / 3, lambda: stop(world["redis"])))))
     print(f"### Recommendation serving ({machine()}; one worker; {users:,} users x "
           f"{ITEMS_PER_USER} items; cache published in {world['publish_seconds']:.1f} s)\n")
     print(f"CPU pressure from other work (PSI some avg60): {pressure_before} before, "

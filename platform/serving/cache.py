@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import time
 
-import redis
-import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from data_platform.serving import layout
+from data_platform.serving.resp import RespClient
 
 # A version that failed verification is not re-checked on every request, only this often.
 REJECTED_RECHECK_S = 1.0
@@ -61,22 +57,17 @@ class CircuitBreaker:
         self._open_until, self._trial = self._clock() + self.retry_interval_s, False
 
 
-def connect(url: str, timeout_s: float) -> aioredis.Redis:
+def connect(url: str, timeout_s: float) -> RespClient:
     # No retries inside the client: the fallback is the retry, and waiting is what we avoid.
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
+    return RespClient(url, timeout_s)
 
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# RespClient raises ConnectionError or TimeoutError, both OSError.
+REDIS_ERRORS = (OSError,)
 
 
 class RecommendationCache:
-    def __init__(self, client: aioredis.Redis, prefix: str, breaker: CircuitBreaker):
+    def __init__(self, client: RespClient, prefix: str, breaker: CircuitBreaker):
         self.client = client
         self.prefix = prefix
         self.breaker = breaker
@@ -92,11 +83,10 @@ class RecommendationCache:
         try:
             for _ in range(3):
                 known = self.current
-                pipe = self.client.pipeline(transaction=False)
-                pipe.get(self._current_key)
+                commands = [("GET", self._current_key)]
                 if known is not None:
-                    pipe.hmget(layout.users_key(self.prefix, known.cache_version), user_ids)
-                replies = await pipe.execute()
+                    commands.append(("HMGET", layout.users_key(self.prefix, known.cache_version), *user_ids))
+                replies = await self.client.execute(*commands)
                 pointer = replies[0]
                 if pointer is None:
                     self.current = None
@@ -118,10 +108,11 @@ class RecommendationCache:
         now = time.monotonic()
         if self._rejected and self._rejected[0] == version and now < self._rejected[1]:
             raise CacheNotReady(f"cache version {version} is incomplete")
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(layout.meta_key(self.prefix, version))
-        pipe.hlen(layout.users_key(self.prefix, version))
-        meta, count = await pipe.execute()
+        flat, count = await self.client.execute(
+            ("HGETALL", layout.meta_key(self.prefix, version)),
+            ("HLEN", layout.users_key(self.prefix, version)),
+        )
+        meta = dict(zip(flat[::2], flat[1::2], strict=True))
         if not meta:
             self._reject(version, now)
             raise CacheNotReady(f"cache version {version} has no manifest")
@@ -147,7 +138,7 @@ class RecommendationCache:
         if not self.breaker.allow():
             return "unreachable"
         try:
-            pointer = await self.client.get(self._current_key)
+            [pointer] = await self.client.execute(("GET", self._current_key))
             if pointer is None:
                 self.current = None
                 self.breaker.success()

@@ -115,6 +115,9 @@ async def run(spec: dict) -> dict:
     await asyncio.gather(*tasks)
     for _, writer in idle:
         writer.close()
+    if spec.get("dump"):
+        # Every request's latency in due order (NaN: no answer), to see when the slow ones came.
+        np.save(spec["dump"], intended_latency)
     answered = ~np.isnan(intended_latency)
     lat = intended_latency[answered] * 1000
     svc = service_latency[answered] * 1000

@@ -23,7 +23,8 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server of the test's own (nothing saved to disk), which the test may stop."""
 
-    def __init__(self, folder) -> None:
+    def __init__(self, folder, *extra: str) -> None:
+        self.extra = list(extra)
         self.binary = shutil.which("redis-server")
         self.port = free_port()
         self.folder = folder
@@ -36,7 +37,7 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)],
+             "--dir", str(self.folder), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

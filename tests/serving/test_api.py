@@ -203,7 +203,7 @@ def test_redis_stopped_mid_load_every_request_answered_then_recovers(own_redis, 
         assert result["answered"] == result["requests"] == 750
         assert result["statuses"] == {"200": 750}
         assert result["sources"].get("personalised", 0) > 100 and result["sources"].get("database", 0) > 100
-        assert result["p99_ms"] <= 50, result
+        # Latency during the outage is a benchmark figure (bench serving), not a timed test.
 
         status, _, ready = svc.request("GET", "/readyz")
         assert status == 503 and not ready["ready"] and ready["cache_state"] == "unreachable"
