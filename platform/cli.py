@@ -310,7 +310,60 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, args.workers)
 
 
+def run_stream(args: argparse.Namespace) -> int:
+    """The stream consumer; --produce: the synthetic producer; --ack-alerts: mark alerts seen."""
+    import signal
+    from contextlib import ExitStack
+
+    import redis
+
+    from data_platform.streaming import store
+    from data_platform.streaming.events import stream_from_env
+
+    url = os.environ.get("DATA_PLATFORM_REDIS_URL")
+    if not url:
+        print("data-platform stream needs Redis: set DATA_PLATFORM_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
+        return 2
+    client = redis.Redis.from_url(url)
+    stream = args.stream or stream_from_env()
+    if args.produce:
+        from data_platform.streaming.producer import produce_live
+
+        n = produce_live(client, stream, args.rate, args.seconds or 120.0, incidents=args.incidents,
+                         history_seconds=args.history)
+        print(f"appended {n} events to {stream!r}")
+        return 0
+    warehouse = ensure_warehouse_url()
+    engine = store.engine_for(os.environ["DATA_PLATFORM_WAREHOUSE_URL"])
+    if args.ack_alerts:
+        print(f"{store.acknowledge_alerts(engine, stream)} alerts of stream {stream!r} acknowledged")
+        return 0
+    from data_platform.resources.stream_alerts import alert_senders
+    from data_platform.streaming.consumer import ConsumerConfig, StreamConsumer
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    config = ConsumerConfig(stream=stream, interval=args.interval, lateness=args.lateness,
+                            lease_ms=int(args.lease_seconds * 1000), **({"name": args.name} if args.name else {}))
+    log(f"consuming {stream!r} as {config.name!r} (group {config.group!r}); warehouse: {warehouse}")
+    with ExitStack() as stack:
+        consumer = StreamConsumer(client, engine, config, alert_senders(stack, log), log=log)
+        signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
+        try:
+            stats = consumer.run(args.seconds)
+        except KeyboardInterrupt:
+            stats = consumer.stats
+    log(f"read {stats.read} entries, stored {stats.intervals} intervals, {stats.alerts} alerts "
+        f"({stats.sent} sent), {stats.late} late, {stats.rejected} rejected")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.which == "streaming-consumer":
+        from data_platform.streaming import bench as consumer_bench
+
+        return consumer_bench.main(args)
     if args.which == "serving":
         from data_platform.serving import bench as serving_bench
 
@@ -342,9 +395,23 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    stream = sub.add_parser("stream", help="the stream consumer (Redis Streams); --produce: synthetic events")
+    stream.add_argument("--produce", action="store_true", help="append synthetic events instead of consuming")
+    stream.add_argument("--rate", type=float, default=1000.0, help="produce: events per second (default 1000)")
+    stream.add_argument("--seconds", type=float, help="stop after this long (produce: default 120; consume: never)")
+    stream.add_argument("--incidents", action="store_true", help="produce: a count drop, a mean shift, a null spike")
+    stream.add_argument("--history", type=float, default=600.0,
+                        help="produce: seconds of past events appended first, to warm the detectors (default 600)")
+    stream.add_argument("--stream", help="stream name (default $DATA_PLATFORM_STREAM or 'events')")
+    stream.add_argument("--name", help="consumer name in the group (default: the host name)")
+    stream.add_argument("--interval", type=float, default=5.0, help="seconds of event time per metric point (default 5)")
+    stream.add_argument("--lateness", type=float, default=1.0, help="seconds an interval waits for late events (default 1)")
+    stream.add_argument("--lease-seconds", type=float, default=10.0,
+                        help="a dead consumer's standby takes over after this long (default 10)")
+    stream.add_argument("--ack-alerts", action="store_true", help="mark the stream's alerts as acknowledged, then exit")
     bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
     bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform", "serving",
-                                          "streaming"])
+                                          "streaming", "streaming-consumer"])
     bench.add_argument(
         "target", nargs="*",
         help="models only: movielens PATH | scale [N] | retail DIR | sentiment DIR | polarity DIR",
@@ -376,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers < 1:
             parser.error("--workers must be at least 1")
         return run_serve(args)
+    if args.command == "stream":
+        return run_stream(args)
     return run_bench(args)
 
 
