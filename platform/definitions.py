@@ -12,6 +12,7 @@ from data_platform.assets.ingestion import build_ingestion_asset
 from data_platform.assets.models import MODEL_ASSET_KEYS, MODEL_ASSETS
 from data_platform.assets.partitions import daily_partitions
 from data_platform.assets.serving import SERVING_ASSET_KEYS, SERVING_ASSETS, SERVING_CHECKS
+from data_platform.assets.streaming import STREAM_ASSETS, STREAM_CHECKS
 from data_platform.checks.platform import build_platform_checks
 from data_platform.jobs import DOWNSTREAM_ASSETS, build_jobs, build_schedules
 from data_platform.jobs.alerts import build_check_failure_sensor
@@ -62,7 +63,8 @@ def build_definitions(
     assets.extend(build_feature_assets(partitions_def))
     assets.extend(MODEL_ASSETS)
     assets.extend(SERVING_ASSETS)
-    checks = build_platform_checks(assets) + SERVING_CHECKS
+    checks = build_platform_checks(assets) + SERVING_CHECKS + STREAM_CHECKS
+    assets.extend(STREAM_ASSETS)
     jobs = build_jobs(DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS)
     warehouse = warehouse or warehouse_from_env()
     return dg.Definitions(
