@@ -68,8 +68,8 @@ def dockerfile_env() -> dict[str, str]:
 
 def test_every_service_of_the_deployment_is_there():
     assert set(SERVICES) == {"postgres", "user_code", "webserver", "daemon", "rabbitmq", "celery_worker",
-                             "redis", "serving"}
-    for name in ("postgres", "user_code", "webserver", "daemon", "redis", "serving"):
+                             "redis", "serving", "stream_consumer"}
+    for name in ("postgres", "user_code", "webserver", "daemon", "redis", "serving", "stream_consumer"):
         assert "profiles" not in SERVICES[name], name
     for name in ("rabbitmq", "celery_worker"):
         assert SERVICES[name]["profiles"] == ["celery"], name
@@ -276,3 +276,17 @@ def test_the_serving_service_reads_the_redis_and_warehouse_the_assets_write():
     # Redis is a cache here: nothing saved, not published outside the network.
     redis = SERVICES["redis"]
     assert "ports" not in redis and option(redis["command"], "--save") == ""
+
+
+def test_the_stream_consumer_writes_where_the_stream_asset_reads():
+    consumer = SERVICES["stream_consumer"]
+    command = consumer["command"]
+    assert command[:2] == ["data-platform", "stream"] and "--produce" not in command
+    env = consumer["environment"]
+    writer = SERVICES["user_code"]["environment"]
+    assert env["DATA_PLATFORM_WAREHOUSE_URL"] == writer["DATA_PLATFORM_WAREHOUSE_URL"]
+    assert env["DATA_PLATFORM_REDIS_URL"] == writer["DATA_PLATFORM_REDIS_URL"]
+    # The asset reads the stream named by DATA_PLATFORM_STREAM (default `events`).
+    assert option(command, "--stream") == env["DATA_PLATFORM_STREAM"] == writer.get("DATA_PLATFORM_STREAM", "events")
+    assert consumer["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "ports" not in consumer
