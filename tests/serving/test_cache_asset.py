@@ -54,7 +54,7 @@ def test_the_asset_publishes_every_user_and_the_check_sees_the_model_served(tmp_
         [mat] = [m for m in first.get_asset_materialization_events()
                  if m.asset_key == dg.AssetKey("recommendation_cache")]
         metadata = {k: v.value for k, v in mat.materialization.metadata.items()}
-        assert metadata["cache_store"] == "redis" and metadata["cached_users"] == 30
+        assert metadata["cache_store"] == "redis" and metadata["cache_summary"].startswith("30 users")
         [check] = first.get_asset_check_evaluations()
         assert check.passed and check.metadata["coverage"].value == 1.0
 
