@@ -20,6 +20,7 @@ record, in the header, or blank.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import gzip
@@ -248,7 +249,8 @@ def read_records(
             position += 1
             continue
         # A record never runs across an undecodable line: the reader stops before it.
-        stop = next((b for b in breaks if b > position), len(lines))
+        after = bisect.bisect_right(breaks, position)
+        stop = breaks[after] if after < len(breaks) else len(lines)
         feed = Feed(lines, position, stop, dialect)
         feed.width = width
         reader = csv.reader(feed, **dialect)
