@@ -1,6 +1,7 @@
 """The cache writer on a real Redis: layout, count, atomic switch, TTL of the previous version,
 rollback, and what counts as a complete current version."""
 
+import ast
 import importlib.util
 import json
 from pathlib import Path
@@ -84,3 +85,38 @@ def test_encode_lists_orders_by_rank_and_refuses_missing_columns():
     assert [i["item_id"] for i in json.loads(lists["a"])] == ["y", "x"]
     with pytest.raises(ValueError, match="rank"):
         layout.encode_lists(frame.drop(columns="rank"))
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules imported when the file is imported (module level; imports inside functions run
+    only when called)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_serving_package_does_not_import_dagster_even_indirectly():
+    root = Path(layout.__file__).resolve().parents[1]  # the folder imported as data_platform
+    todo = list((root / "serving").glob("*.py"))
+    seen: set[Path] = set()
+    external: set[str] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            if not name.startswith("data_platform."):
+                external.add(name.split(".")[0])
+                continue
+            relative = Path(*name.split(".")[1:])
+            for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
+                if candidate.is_file():
+                    todo.append(candidate)
+    assert len(seen) > 10 and "starlette" in external
+    assert "dagster" not in external, sorted(p.relative_to(root).as_posix() for p in seen)
