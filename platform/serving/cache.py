@@ -28,13 +28,13 @@ class CacheNotReady(Exception):
 
 class CircuitBreaker:
     """Closed: use Redis. Open after a failure: skip Redis until ``retry_interval_s`` passed, then
-    let one request (or the background check) try; its success closes the circuit again."""
+    let one request (or the background check) try; its success closes the circuit again. A trial
+    that never reports back (its request was cancelled) counts as failed one interval later."""
 
     def __init__(self, retry_interval_s: float, clock=time.monotonic):
         self.retry_interval_s = retry_interval_s
         self._clock = clock
         self._open_until: float | None = None
-        self._trial = False
         self.failures = 0
 
     @property
@@ -44,26 +44,23 @@ class CircuitBreaker:
     def allow(self) -> bool:
         if self._open_until is None:
             return True
-        if self._trial or self._clock() < self._open_until:
+        now = self._clock()
+        if now < self._open_until:
             return False
-        self._trial = True
+        self._open_until = now + self.retry_interval_s  # this caller is the one trial
         return True
 
     def success(self) -> None:
-        self._open_until, self._trial = None, False
+        self._open_until = None
 
     def failure(self) -> None:
         self.failures += 1
-        self._open_until, self._trial = self._clock() + self.retry_interval_s, False
+        self._open_until = self._clock() + self.retry_interval_s
 
 
 def connect(url: str, timeout_s: float) -> RespClient:
     # No retries inside the client: the fallback is the retry, and waiting is what we avoid.
     return RespClient(url, timeout_s)
-
-
-# RespClient raises ConnectionError or TimeoutError, both OSError.
-REDIS_ERRORS = (OSError,)
 
 
 class RecommendationCache:
@@ -97,12 +94,12 @@ class RecommendationCache:
                     return known, replies[1]
                 await self._adopt(version)
             raise CacheNotReady("the current version kept changing during one read")
-        except REDIS_ERRORS as error:
-            self._fail(error)
-            raise CacheUnavailable(f"Redis unreachable: {type(error).__name__}") from None
         except CacheNotReady:
             self.breaker.success()  # Redis answered: the circuit is fine, the data is not
             raise
+        except Exception as error:  # unreachable, or an answer we cannot use: the warehouse answers
+            self._fail(error)
+            raise CacheUnavailable(f"Redis unusable: {type(error).__name__}") from None
 
     async def _adopt(self, version: str) -> None:
         now = time.monotonic()
@@ -147,10 +144,10 @@ class RecommendationCache:
             await self._adopt(pointer.decode())
             self.breaker.success()
             return "ready"
-        except REDIS_ERRORS as error:
-            self._fail(error)
-            return "unreachable"
         except CacheNotReady as error:
             self.breaker.success()
             self.last_error = str(error)
             return "not_ready"
+        except Exception as error:
+            self._fail(error)
+            return "unreachable"
