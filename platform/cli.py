@@ -305,8 +305,11 @@ def run_dev(host: str, port: int) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    # The same embedded warehouse as `demo` and `dev`, from any folder of the clone.
+    warehouse = ensure_warehouse_url()
     from data_platform.serving.server import serve
 
+    print(f"warehouse (fallback): {warehouse}", flush=True)
     return serve(args.host, args.port, args.workers)
 
 
