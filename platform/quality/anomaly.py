@@ -796,6 +796,10 @@ def detect(
                 name, _as_float(raw), method="skipped",
                 reason="the std of a 0/1 column is a function of its mean, judged instead")
             continue
+        if name.startswith("mean/") and name[5:] in binary:
+            # The mean of a 0/1 flag is a share of rows: a share's minimum change applies
+            # (0 -> 0.2 % of rows flagged is one odd row, not an incident).
+            mcfg = replace(mcfg, min_absolute_change=max(mcfg.min_absolute_change, _FRACTION.min_absolute_change))
         x = _as_float(raw)
         if not np.isnan(x):
             hit = _bounds(name, mcfg, x)

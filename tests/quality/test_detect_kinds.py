@@ -217,3 +217,25 @@ def test_a_share_that_was_always_zero_needs_more_than_a_sliver():
     history = pd.DataFrame({"mean/is_outlier": [0.0] * 30}, index=DAYS[:30])
     assert not detect(history, pd.Series({"mean/is_outlier": 0.0008}, name=DAYS[30])).is_anomaly
     assert detect(history, pd.Series({"mean/is_outlier": 0.2}, name=DAYS[30])).is_anomaly
+
+
+def test_the_mean_of_a_flag_that_was_always_0_needs_a_shares_minimum_change():
+    # mean/unit_price_outlier is the share of rows flagged: 0 for months, then one odd row in
+    # 500 is not an incident; 5 % of rows flagged is.
+    import numpy as np
+    import pandas as pd
+
+    from data_platform.quality import detect
+
+    days = pd.date_range("2026-01-01", periods=90, freq="D")
+    history = pd.DataFrame({"mean/unit_price_outlier": np.zeros(90), "min/unit_price_outlier": np.zeros(90),
+                            "max/unit_price_outlier": np.zeros(90)}, index=days)
+    now = days[-1] + pd.Timedelta(days=1)
+
+    def verdict(share):
+        current = pd.Series({"mean/unit_price_outlier": share, "min/unit_price_outlier": 0.0,
+                             "max/unit_price_outlier": 1.0}, name=now)
+        return detect(history, current).metrics["mean/unit_price_outlier"]
+
+    assert not verdict(0.002).flagged and not verdict(0.009).flagged
+    assert verdict(0.05).flagged
