@@ -183,7 +183,7 @@ def training_set_sql(store: OfflineStore, labels_table: str, views: Sequence[Fea
             f"PARTITION BY l.{q(ROW)} ORDER BY h.{ev} DESC, h.{cr} DESC, h.{q(PARTITION_COLUMN)} DESC) AS _rank "
             f"FROM {store.qualified(labels_table)} l JOIN {store.qualified(view.history_table)} h "
             f"ON h.{q(view.entity)} = l.{q(view.entity)} AND h.{ev} <= l.{q(LABEL_TS)} "
-            f"AND h.{ev} >= l.{q(f'_oldest_{i}')} )"
+            f"AND h.{ev} >= l.{q(f'_oldest_{i}')} AND h.{cr} <= l.{q(LABEL_TS)})"
         )
         selects += [f"v{i}.{q(_feature_column(view, f, full_feature_names))}" for f in view.feature_names]
         joins.append(f"LEFT JOIN v{i} ON v{i}.{q(ROW)} = l.{q(ROW)} AND v{i}._rank = 1")
