@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -67,48 +68,28 @@ def publish(
     users_key = layout.users_key(prefix, version)
     meta_key = layout.meta_key(prefix, version)
 
-    entries = list(payloads.items())
-    pipe = client.pipeline(transaction=False)
-    for start in range(0, len(entries), chunk_users):
-        pipe.hset(users_key, mapping=dict(entries[start : start + chunk_users]))
-        pipe.expire(users_key, STAGING_TTL_S)
-    pipe.execute()
-    stored = int(client.hlen(users_key))
-    if stored != len(payloads):
-        client.delete(users_key)
-        raise CachePublishError(
-            f"cache version {version}: {stored} users in Redis after writing {len(payloads)}; "
-            "the served version is unchanged"
-        )
-
-    current_key = layout.current_key(prefix)
-    with client.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(current_key)
-                previous = pipe.get(current_key)
-                previous = previous.decode() if previous else ""
-                manifest = layout.CacheVersion(
-                    cache_version=version,
-                    model_version=model_version,
-                    model_created_at=model_created_at,
-                    published_at=datetime.now(UTC).isoformat(),
-                    users=len(payloads),
-                    items_per_user=items_per_user,
-                    popular=popular_payload,
-                    previous=previous,
-                )
-                pipe.multi()
-                pipe.hset(meta_key, mapping=manifest.to_meta())
-                pipe.persist(users_key)
-                pipe.set(current_key, version)
-                if previous:
-                    pipe.expire(layout.users_key(prefix, previous), rollback_ttl_s)
-                    pipe.expire(layout.meta_key(prefix, previous), rollback_ttl_s)
-                pipe.execute()
-                break
-            except redis.WatchError:
-                continue  # another writer switched meanwhile: ours becomes the newer version
+    previous = publish_version(
+        client,
+        payloads,
+        version=version,
+        current_key=layout.current_key(prefix),
+        data_key=users_key,
+        meta_key=meta_key,
+        retired_keys=lambda old: [layout.users_key(prefix, old), layout.meta_key(prefix, old)],
+        manifest=lambda old: layout.CacheVersion(
+            cache_version=version,
+            model_version=model_version,
+            model_created_at=model_created_at,
+            published_at=datetime.now(UTC).isoformat(),
+            users=len(payloads),
+            items_per_user=items_per_user,
+            popular=popular_payload,
+            previous=old,
+        ).to_meta(),
+        label=f"cache version {version}",
+        rollback_ttl_s=rollback_ttl_s,
+        chunk=chunk_users,
+    )
     return PublishResult(
         cache_version=version,
         model_version=model_version,
@@ -117,6 +98,58 @@ def publish(
         previous=previous,
         seconds=time.perf_counter() - started,
     )
+
+
+def publish_version(
+    client: redis.Redis,
+    payloads: dict[str, bytes],
+    *,
+    version: str,
+    current_key: str,
+    data_key: str,
+    meta_key: str,
+    retired_keys: Callable[[str], list[str]],
+    manifest: Callable[[str], dict],
+    label: str,
+    rollback_ttl_s: int = ROLLBACK_TTL_S,
+    chunk: int = CHUNK_USERS,
+) -> str:
+    """Steps 1-3 of the module doc for any namespace (the recommendation cache, each online
+    feature view): write ``payloads`` into the hash
+    ``data_key`` in pipelined chunks, count, then in one transaction write the manifest
+    (``manifest(previous)``), point ``current_key`` at the new version and give the previous
+    version's keys (``retired_keys(previous)``) a TTL. Returns the previous version ("" if none)."""
+    entries = list(payloads.items())
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, len(entries), chunk):
+        pipe.hset(data_key, mapping=dict(entries[start : start + chunk]))
+        pipe.expire(data_key, STAGING_TTL_S)
+    pipe.execute()
+    stored = int(client.hlen(data_key))
+    if stored != len(payloads):
+        client.delete(data_key)
+        raise CachePublishError(
+            f"{label}: {stored} keys in Redis after writing {len(payloads)}; "
+            "the served version is unchanged"
+        )
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(current_key)
+                previous = pipe.get(current_key)
+                previous = previous.decode() if previous else ""
+                meta = manifest(previous)
+                pipe.multi()
+                pipe.hset(meta_key, mapping=meta)
+                pipe.persist(data_key)
+                pipe.set(current_key, version)
+                if previous:
+                    for key in retired_keys(previous):
+                        pipe.expire(key, rollback_ttl_s)
+                pipe.execute()
+                return previous
+            except redis.WatchError:
+                continue  # another writer switched meanwhile: ours becomes the newer version
 
 
 def served_version(client: redis.Redis, prefix: str = layout.DEFAULT_PREFIX) -> layout.CacheVersion | None:
