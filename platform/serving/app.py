@@ -1,4 +1,5 @@
-"""The HTTP API (Starlette on uvicorn): recommendations, batch, health, readiness, metrics.
+"""The HTTP API (Starlette on uvicorn): recommendations, online features (single and batch),
+health, readiness, metrics.
 
 Every error is a JSON body ``{"error": kind, "detail": text}``: 400 for bad input, 404 for an
 unknown route, 405 for a wrong method, 503 when nothing can be served yet.
@@ -17,7 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from data_platform.features.view import NAME_PATTERN as VIEW_NAME_PATTERN
 from data_platform.serving.config import MAX_BATCH_USERS, MAX_N, ServingConfig
+from data_platform.serving.features import FeaturesUnavailable
 from data_platform.serving.layout import USER_ID_PATTERN, truncate_items
 from data_platform.serving.service import (
     Answer,
@@ -68,6 +71,17 @@ def _user_json(user: UserAnswer, n: int) -> bytes:
         b'","personalised":', b"true" if user.personalised else b"false",
         b',"items":', truncate_items(user.payload, n), b"}",
     ))
+
+
+def _view(raw: object) -> str:
+    if not isinstance(raw, str) or not VIEW_NAME_PATTERN.match(raw):
+        raise BadRequest(f"invalid feature view name {raw!r}")
+    return raw
+
+
+def _entity_json(entity_id: str, payload: bytes | None) -> bytes:
+    # The stored JSON object is spliced in as it is: never decoded on the request path.
+    return b'{"entity_id":"' + entity_id.encode() + b'","features":' + (payload or b"null") + b"}"
 
 
 def _versions_json(answer: Answer) -> bytes:
@@ -134,6 +148,47 @@ def create_app(config: ServingConfig | None = None) -> Starlette:
         metrics.latency.labels("batch", answer.store).observe(time.perf_counter() - started)
         return response
 
+    async def features(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            view = _view(request.path_params["view"])
+            entity_id = _user_id(request.path_params["entity_id"])
+            version, [payload] = await service.features.lookup(view, [entity_id])
+        except BadRequest as error:
+            return _error(400, str(error), service)
+        except FeaturesUnavailable as error:
+            return _error(404, str(error), service)
+        body = (b'{"view":"' + view.encode() + b'","version":' + json.dumps(version).encode() + b","
+                + _entity_json(entity_id, payload)[1:])
+        metrics.latency.labels("features", "online").observe(time.perf_counter() - started)
+        return Response(body, media_type=JSON)
+
+    async def features_batch(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            view = _view(request.path_params["view"])
+            try:
+                payload = json.loads(await request.body())
+            except (ValueError, UnicodeDecodeError):
+                raise BadRequest("the body must be JSON: {\"entity_ids\": [...]}") from None
+            if not isinstance(payload, dict) or not isinstance(payload.get("entity_ids"), list):
+                raise BadRequest("the body must be a JSON object with a list `entity_ids`")
+            raw_ids = payload["entity_ids"]
+            if not 1 <= len(raw_ids) <= MAX_BATCH_USERS:
+                raise BadRequest(f"entity_ids must hold 1 to {MAX_BATCH_USERS} ids, got {len(raw_ids)}")
+            entity_ids = [_user_id(e) for e in raw_ids]
+            version, payloads = await service.features.lookup(view, entity_ids)
+        except BadRequest as error:
+            return _error(400, str(error), service)
+        except FeaturesUnavailable as error:
+            return _error(404, str(error), service)
+        body = b"".join((
+            b'{"view":"', view.encode(), b'","version":', json.dumps(version).encode(), b',"results":[',
+            b",".join(_entity_json(e, p) for e, p in zip(entity_ids, payloads, strict=True)), b"]}",
+        ))
+        metrics.latency.labels("features_batch", "online").observe(time.perf_counter() - started)
+        return Response(body, media_type=JSON)
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -167,6 +222,8 @@ def create_app(config: ServingConfig | None = None) -> Starlette:
         routes=[
             Route("/v1/recommendations/{user_id}", recommendations, methods=["GET"]),
             Route("/v1/recommendations", batch, methods=["POST"]),
+            Route("/v1/features/{view}/{entity_id}", features, methods=["GET"]),
+            Route("/v1/features/{view}", features_batch, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -17,6 +17,7 @@ from data_platform.serving.cache import (
     connect,
 )
 from data_platform.serving.config import ServingConfig
+from data_platform.serving.features import RedisFeatureReader, SqlFeatureReader
 from data_platform.serving.metrics import ServingMetrics
 from data_platform.serving.warehouse import WarehouseSnapshot, load_snapshot, signature
 
@@ -54,6 +55,7 @@ class RecommendationService:
         self.snapshot: WarehouseSnapshot | None = None
         self.warehouse_error = ""
         self._store: TableStore | None = None
+        self.features: RedisFeatureReader | SqlFeatureReader | None = None
         self._watcher: asyncio.Task | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -63,6 +65,10 @@ class RecommendationService:
             client = connect(cfg.redis_url, cfg.redis_timeout_s)
             self.cache = RecommendationCache(client, cfg.redis_prefix, CircuitBreaker(cfg.retry_interval_s))
             self.cache_state = await self.cache.check()
+            # Online features share the cache's connection: one client per worker.
+            self.features = RedisFeatureReader(client, cfg.redis_prefix)
+        else:
+            self.features = SqlFeatureReader(cfg.warehouse_url)
         self._store = TableStore(cfg.warehouse_url)
         await self.refresh_snapshot()
         self._update_gauges()
@@ -79,6 +85,8 @@ class RecommendationService:
                 self._watcher.cancel()
         if self.cache is not None:
             await self.cache.client.aclose()
+        if isinstance(self.features, SqlFeatureReader):
+            self.features.close()
         if self._store is not None:
             self._store.dispose()
 
