@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from data_platform.assets.cleaning import build_cleaning_asset
+from data_platform.assets.feature_store import FEATURE_STORE_ASSET_KEYS, build_feature_store
 from data_platform.assets.features import build_feature_assets
 from data_platform.assets.ingestion import build_ingestion_asset
 from data_platform.assets.models import MODEL_ASSET_KEYS, MODEL_ASSETS
@@ -63,9 +64,11 @@ def build_definitions(
     assets.extend(build_feature_assets(partitions_def))
     assets.extend(MODEL_ASSETS)
     assets.extend(SERVING_ASSETS)
-    checks = build_platform_checks(assets) + SERVING_CHECKS + STREAM_CHECKS
+    feature_store_assets, feature_store_checks = build_feature_store()
+    assets.extend(feature_store_assets)
+    checks = build_platform_checks(assets) + SERVING_CHECKS + STREAM_CHECKS + feature_store_checks
     assets.extend(STREAM_ASSETS)
-    jobs = build_jobs(DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS)
+    jobs = build_jobs(DOWNSTREAM_ASSETS + FEATURE_STORE_ASSET_KEYS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS)
     warehouse = warehouse or warehouse_from_env()
     return dg.Definitions(
         assets=assets,

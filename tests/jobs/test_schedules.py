@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from data_platform.assets.feature_store import FEATURE_STORE_ASSET_KEYS
 from data_platform.assets.models import MODEL_ASSET_KEYS
 from data_platform.assets.serving import SERVING_ASSET_KEYS
 from data_platform.definitions import defs
@@ -32,9 +33,11 @@ def asset_keys(job_name: str) -> set[str]:
 def test_each_job_selects_its_assets():
     all_assets = {key.to_user_string() for key in REPO.asset_graph.get_all_asset_keys()}
     assert asset_keys(TRAINING_JOB) == set(MODEL_ASSET_KEYS) | set(SERVING_ASSET_KEYS)
-    assert asset_keys(FEATURES_JOB) == set(DOWNSTREAM_ASSETS)
+    # The feature views (offline history and online materialization) follow their feature tables.
+    assert asset_keys(FEATURES_JOB) == set(DOWNSTREAM_ASSETS) | set(FEATURE_STORE_ASSET_KEYS)
     # The demo's last step still builds every feature and model.
-    assert asset_keys(DOWNSTREAM_JOB) == set(DOWNSTREAM_ASSETS) | set(MODEL_ASSET_KEYS) | set(SERVING_ASSET_KEYS)
+    assert asset_keys(DOWNSTREAM_JOB) == (set(DOWNSTREAM_ASSETS) | set(FEATURE_STORE_ASSET_KEYS)
+                                          | set(MODEL_ASSET_KEYS) | set(SERVING_ASSET_KEYS))
     assert asset_keys(FULL_REFRESH_JOB) == all_assets
     assert "orders_clean" in asset_keys(DAILY_JOB) and "recommendations" not in asset_keys(DAILY_JOB)
     assert defs.resolve_job_def(DAILY_JOB).partitions_def is not None

@@ -1,0 +1,122 @@
+"""Feature views as assets: the registry is the asset graph.
+
+Per view: ``<view>`` appends one computation to the offline history (its owner, TTL, entity and
+version are the asset's owners, metadata and code version; the anomaly checks learn from its
+metadata) with a ``freshness`` check, and ``<view>_online`` materializes the latest values into
+the online store (Redis, or the warehouse table without Redis) with a ``parity`` check.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from data_platform.assets.health import health_metadata
+from data_platform.features import OfflineStore
+from data_platform.features.offline import now_utc
+from data_platform.features.online import RedisOnlineStore, SqlOnlineStore, materialize, parity
+from data_platform.features.view import FeatureView
+from data_platform.features.views import (
+    CUSTOMER_FEATURES,
+    PRODUCT_FEATURES,
+    customer_rows,
+    product_rows,
+)
+from data_platform.quality import health
+from data_platform.resources.redis import RedisResource
+from data_platform.resources.warehouse import WarehouseResource
+
+FEATURE_STORE = "feature_store"
+IO = "warehouse_io_manager"
+
+
+def _offline(warehouse: WarehouseResource) -> OfflineStore:
+    return OfflineStore(warehouse.url, schema=warehouse.schema_name)
+
+
+def _online(redis: RedisResource, offline: OfflineStore):
+    client = redis.client()
+    return RedisOnlineStore(client, redis.key_prefix) if client is not None else SqlOnlineStore(offline)
+
+
+def _view_asset(view: FeatureView, source: str, to_rows) -> dg.AssetsDefinition:
+    @dg.asset(name=view.name, group_name=FEATURE_STORE, code_version=view.version, owners=[view.owner],
+              description=view.description, metadata=view.summary(), kinds={"sql"},
+              ins={"table": dg.AssetIn(source, input_manager_key=IO)})
+    def _asset(table: pd.DataFrame, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        started = time.perf_counter()
+        computed_at = now_utc()
+        rows = to_rows(table, computed_at)
+        offline = _offline(warehouse)
+        try:
+            offline.write(view, rows, created_at=computed_at)
+        finally:
+            offline.dispose()
+        metadata = health_metadata(rows[[view.entity, *view.feature_names]], key=(view.entity,), started=started)
+        metadata.update(view.summary())
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset_check(asset=_asset, name="freshness")
+    def _freshness(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        offline = _offline(warehouse)
+        try:
+            state = offline.freshness(view)
+        finally:
+            offline.dispose()
+        age = state["age_seconds"]
+        text = "no history yet" if age is None else f"newest event {age / 3600:.1f} h old"
+        return dg.AssetCheckResult(
+            passed=bool(state["fresh"]), description=f"{text} (TTL {view.ttl})",
+            metadata={"age_seconds": float(age) if age is not None else -1.0,
+                      "ttl_seconds": view.ttl.total_seconds(), "entities": state["entities"]})
+
+    return _asset, _freshness
+
+
+def _online_asset(view: FeatureView) -> tuple:
+    @dg.asset(name=f"{view.name}_online", group_name=FEATURE_STORE, code_version=view.version,
+              owners=[view.owner], deps=[view.name], kinds={"redis", "sql"},
+              description=f"The latest value per entity of `{view.name}` in the online store.")
+    def _asset(warehouse: WarehouseResource, redis: RedisResource) -> dg.MaterializeResult:
+        offline = _offline(warehouse)
+        try:
+            result = materialize(view, offline, _online(redis, offline))
+        finally:
+            offline.dispose()
+        return dg.MaterializeResult(metadata={
+            health.ROW_COUNT: result.entities, health.DURATION_SECONDS: result.seconds,
+            "online_store": result.store, "online_version": result.version,
+            "previous_online_version": result.previous, "as_of": result.as_of})
+
+    @dg.asset_check(asset=_asset, name="parity", blocking=False)
+    def _parity(warehouse: WarehouseResource, redis: RedisResource) -> dg.AssetCheckResult:
+        offline = _offline(warehouse)
+        try:
+            check = parity(view, offline, _online(redis, offline))
+        finally:
+            offline.dispose()
+        return dg.AssetCheckResult(
+            passed=check.passed, description=check.describe(), severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"entities_checked": check.checked, "mismatched": len(check.mismatched),
+                      "missing_online": len(check.missing_online),
+                      "online_only": len(check.unexpected_online)})
+
+    return _asset, _parity
+
+
+def build_feature_store() -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    assets, checks = [], []
+    sources = {CUSTOMER_FEATURES.name: ("customer_rfm", lambda t, _at: customer_rows(t)),
+               PRODUCT_FEATURES.name: ("item_features", product_rows)}
+    for view in (CUSTOMER_FEATURES, PRODUCT_FEATURES):
+        source, to_rows = sources[view.name]
+        for asset, check in (_view_asset(view, source, to_rows), _online_asset(view)):
+            assets.append(asset)
+            checks.append(check)
+    return assets, checks
+
+
+FEATURE_STORE_ASSET_KEYS = tuple(k for v in (CUSTOMER_FEATURES, PRODUCT_FEATURES)
+                                 for k in (v.name, f"{v.name}_online"))
