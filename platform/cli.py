@@ -313,6 +313,13 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, args.workers)
 
 
+def run_features(args: argparse.Namespace) -> int:
+    ensure_warehouse_url()
+    from data_platform.features import report
+
+    return report.main(os.environ["DATA_PLATFORM_WAREHOUSE_URL"])
+
+
 def run_stream(args: argparse.Namespace) -> int:
     """The stream consumer; --produce: the synthetic producer; --ack-alerts: mark alerts seen."""
     import signal
@@ -371,6 +378,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from data_platform.serving import bench as serving_bench
 
         return serving_bench.main(args)
+    if args.which == "features":
+        from data_platform.features import bench as features_bench
+
+        return features_bench.main(args)
     from data_platform import bench
 
     return bench.main(args)
@@ -412,9 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     stream.add_argument("--lease-seconds", type=float, default=10.0,
                         help="a dead consumer's standby takes over after this long (default 10)")
     stream.add_argument("--ack-alerts", action="store_true", help="mark the stream's alerts as acknowledged, then exit")
+    features = sub.add_parser("features", help="the feature store: `features list` shows every view's freshness")
+    features.add_argument("action", choices=["list"])
     bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
     bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform", "serving",
-                                          "streaming", "streaming-consumer"])
+                                          "streaming", "streaming-consumer", "features"])
     bench.add_argument(
         "target", nargs="*",
         help="models only: movielens PATH | scale [N] | retail DIR | sentiment DIR | polarity DIR",
@@ -448,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_serve(args)
     if args.command == "stream":
         return run_stream(args)
+    if args.command == "features":
+        return run_features(args)
     return run_bench(args)
 
 
