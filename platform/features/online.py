@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -58,15 +59,35 @@ def _plain(value):
     return value
 
 
+def _json_values(values: pd.Series, dtype: str) -> list[str]:
+    """One column as JSON literals, column-wise (the per-row cost is one string format)."""
+    missing = values.isna().to_numpy()
+    if dtype in ("float64", "Float64"):
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+        if np.isinf(numbers).any():
+            raise ValueError(f"column {values.name!r}: infinite values cannot be served as JSON")
+        out = list(map(repr, numbers.tolist()))  # the shortest text that reads back the same float
+    elif dtype in ("int64", "Int64"):
+        out = list(map(str, values.to_numpy(dtype="int64", na_value=0).tolist()))
+    elif dtype == "boolean":
+        out = ["true" if v else "false" for v in values.to_numpy(dtype=bool, na_value=False).tolist()]
+    else:
+        out = [json.dumps(v) for v in values.astype(object).where(~missing, "").tolist()]
+    for position in np.flatnonzero(missing).tolist():
+        out[position] = "null"
+    return out
+
+
 def encode_payloads(view: FeatureView, latest: pd.DataFrame) -> dict[str, bytes]:
     """Entity id -> ``{"<feature>": value, ..., "event_timestamp": "<iso>"}`` (JSON bytes)."""
-    names = [*view.feature_names, "event_timestamp"]
-    values = latest[view.feature_names].astype(object).to_numpy().tolist()
-    stamps = [s.isoformat() for s in latest[view.event_timestamp]]
-    dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    template = "{" + ",".join(f"{json.dumps(name)}:%s" for name in view.feature_names)
+    template += ',"event_timestamp":"%s"}'
+    columns = [_json_values(latest[f.name], f.dtype) for f in view.features]
+    stamps = np.datetime_as_string(
+        latest[view.event_timestamp].to_numpy(dtype="datetime64[us]"), unit="us").tolist()
     return {
-        entity: dumps(dict(zip(names, [*map(_plain, row), stamp], strict=True))).encode()
-        for entity, row, stamp in zip(latest[view.entity].astype(str), values, stamps, strict=True)
+        entity: (template % values).encode()
+        for entity, values in zip(latest[view.entity].astype(str).tolist(), zip(*columns, stamps, strict=True), strict=True)
     }
 
 
