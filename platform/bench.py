@@ -284,6 +284,14 @@ def bench_streaming(args: argparse.Namespace) -> int:
     return streaming_bench.main(getattr(args, "nab_dir", None), args.quick, getattr(args, "json", None))
 
 
+def bench_joint(args: argparse.Namespace) -> int:
+    """Ablation of the joint detectors on the joint-incident families (issue 19; docs/anomaly.md)."""
+    from data_platform.quality import joint_bench
+
+    return joint_bench.main(getattr(args, "seeds", None), getattr(args, "cases", None), args.quick,
+                            getattr(args, "jobs", None))
+
+
 def main(args: argparse.Namespace) -> int:
     handlers = {
         "io": bench_io,
@@ -293,6 +301,7 @@ def main(args: argparse.Namespace) -> int:
         "models": bench_models,
         "platform": bench_platform,
         "streaming": bench_streaming,
+        "joint": bench_joint,
     }
     return handlers[args.which](args)
 

@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     features.add_argument("action", choices=["list"])
     bench = sub.add_parser("bench", help="benchmarks (results in docs/benchmarks.md)")
     bench.add_argument("which", choices=["io", "pipeline", "checks", "anomaly", "models", "platform", "serving",
-                                          "streaming", "streaming-consumer", "features"])
+                                          "streaming", "streaming-consumer", "features", "joint"])
     bench.add_argument(
         "target", nargs="*",
         help="models only: movielens PATH | scale [N] | retail DIR | sentiment DIR | polarity DIR",
@@ -440,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                        "platform also takes --seeds (default 0,1,2; quick 0) and --jobs (at most 2)")
     bench.add_argument("--no-incidents-too", action="store_true",
                        help="platform only: also run every window with the incident calendar off")
+    bench.add_argument("--cases", type=int, help="joint only: cases per family and seed (default 4, quick 1)")
     bench.add_argument("--split", choices=["dev", "eval", "all"], default="all",
                        help="anomaly only: development set (seed 0), evaluation sets, or both (default)")
     bench.add_argument("--seeds", type=_seeds,

@@ -31,7 +31,7 @@ from data_platform.quality.history import (
     numeric_metrics,
     order_points,
 )
-from data_platform.quality.plot import plot_metric_png, png_data_uri
+from data_platform.quality.plot import plot_metric_png, plot_residuals_png, png_data_uri
 from data_platform.quality.verdict import MetricResult, Verdict
 
 DEFAULT_CHECK_NAME = "anomaly"
@@ -670,6 +670,12 @@ def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> st
             f"LOF {'flagged' if mv.lof_flagged else 'ok'}; top contributors: "
             + ", ".join(f"`{c}`" for c in mv.top_contributors[:5])
         )
+    joint = verdict.joint
+    if joint is not None and joint.flagged:
+        lines.append(f"\nJoint ({joint.method.replace('_', ' ')}): {joint.reason}")
+        if joint.residuals:
+            png = plot_residuals_png(joint.residuals, joint.moved, title="residuals this run")
+            lines.append(f"\n![residuals]({png_data_uri(png)})")
     worst = verdict.worst_metric()
     if worst is not None and worst.name in judged.history.columns:
         png = plot_metric_png(

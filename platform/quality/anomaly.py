@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import special
 
 from data_platform.quality import health, kinds
+from data_platform.quality import joint as joint_tests
 from data_platform.quality.baseline import BaselineRows, new_level, readmit
 from data_platform.quality.multivariate import score_multivariate
 from data_platform.quality.univariate import (
@@ -36,7 +37,7 @@ from data_platform.quality.univariate import (
     range_excess,
     reference_threshold,
 )
-from data_platform.quality.verdict import MetricResult, MultivariateResult, Verdict
+from data_platform.quality.verdict import JointResult, MetricResult, MultivariateResult, Verdict
 
 Direction = Literal["both", "up", "down"]
 SCORE_CAP = 99.0
@@ -170,7 +171,10 @@ class AnomalyConfig:
     short_history_relative: float = 0.5
     univariate: bool = True
     seasonality: bool = True
-    multivariate: bool = True
+    # IsolationForest/LOF on the raw metric vectors: opt-in. On the joint-incident families they
+    # added no recall to the univariate rules and the joint tests, at about 45 ms per check
+    # (docs/anomaly.md, `bench joint`).
+    multivariate: bool = False
     # Which multivariate flag alone makes the run anomalous: "both" (IForest and LOF agree),
     # "iforest", "lof" (used to benchmark each method alone) or "none".
     multivariate_alerts: Literal["both", "iforest", "lof", "none"] = "both"
@@ -181,6 +185,12 @@ class AnomalyConfig:
     # metrics breaking their relation. Off by default: with many metrics and few points the
     # minor components are noise (201 of 500 clean 50-metric runs alerted); docs/anomaly.md.
     multivariate_whiten: bool = False
+    # The joint tests on forecast residuals (quality.joint): "pairs" (a metric that moved
+    # without its usual partner), "shift" (several related metrics 2-3 sigma at once), "stuck"
+    # (metrics that never repeat a value repeat the previous run's, together). Empty: off.
+    joint_tests: tuple[str, ...] = ("pairs", "shift", "stuck")
+    # Their own per-run false-alert budget, beside the univariate family's.
+    joint_false_alert_rate: float = 0.0005
     random_state: int = 0
 
     def __post_init__(self) -> None:
@@ -188,6 +198,9 @@ class AnomalyConfig:
             raise ValueError(f"lookback must be at least 2, not {self.lookback}")
         if self.multivariate_alerts not in ("both", "iforest", "lof", "none"):
             raise ValueError(f"multivariate_alerts must be both/iforest/lof/none, not {self.multivariate_alerts!r}")
+        unknown = set(self.joint_tests) - {"pairs", "shift", "stuck"}
+        if unknown:
+            raise ValueError(f"joint_tests are pairs/shift/stuck, not {sorted(unknown)}")
         if not 0 < self.false_alert_rate < 1:
             raise ValueError(f"false_alert_rate must be in (0, 1), not {self.false_alert_rate}")
         if self.min_history < 3:
@@ -874,9 +887,16 @@ def detect(
         names = multivariate_names + [p.name for p in prepared]
         multivariate = _multivariate(window, excluded_rows, current, names, cfg)
 
+    joint = None
+    if cfg.joint_tests and not learning:
+        joint = _joint(prepared, cfg)
+
     flagged = sorted((m for m in results.values() if m.flagged), key=lambda m: -abs(m.score))
     reasons = [m.reason for m in flagged if m.reason]
     is_anomaly = bool(flagged)
+    if joint is not None and joint.flagged:
+        is_anomaly = True
+        reasons.append(joint.reason)
     if multivariate is not None and _multivariate_alerts(multivariate, cfg.multivariate_alerts):
         is_anomaly = True
         moved = ", ".join(_label(n) for n in multivariate.top_contributors[:3]) or "several metrics"
@@ -891,11 +911,32 @@ def detect(
         is_anomaly=is_anomaly,
         metrics=results,
         multivariate=multivariate,
+        joint=joint,
         reasons=reasons,
         learning=learning,
         history_points=history_points,
         min_history=cfg.min_history,
     )
+
+
+_JOINT_KINDS = (kinds.Kind.COUNT, kinds.Kind.CONTINUOUS, kinds.Kind.FRACTION)
+
+
+def _joint(prepared: list[_Prepared], cfg: AnomalyConfig) -> JointResult | None:
+    """The joint tests on the judged continuous metrics, deseasoned as their bands are."""
+    series = []
+    for p in prepared:
+        if p.kind not in _JOINT_KINDS or p.new_level_at is not None or p.name == health.DURATION_SECONDS:
+            continue
+        values, current = p.values, p.observed
+        if p.profile is not None and p.cal.current_phase is not None:
+            values = p.profile.remove(values, p.profile.loo)
+            current = float(p.profile.remove(np.array([current]), np.array([p.profile.profile[p.cal.current_phase]]))[0])
+        series.append(joint_tests.Series(p.name, values, p.base, current, p.values, p.observed))
+    if len(series) < 2:
+        return None
+    return joint_tests.judge_joint(series, cfg.joint_false_alert_rate, pairs="pairs" in cfg.joint_tests,
+                                   shift="shift" in cfg.joint_tests, stuck="stuck" in cfg.joint_tests)
 
 
 def _multivariate_alerts(result: MultivariateResult, mode: str) -> bool:

@@ -123,6 +123,13 @@ def plan(split: str = "all", seeds: tuple[int, ...] = EVAL_SEEDS, quick: bool = 
 
     if split in ("dev", "all"):
         platform("dev", DEV_SEED, size.platform_dev_series)
+        # The joint families' thresholds are chosen on the development seed too.
+        for family, spec in FAMILIES.items():
+            if spec.joint:
+                for first in range(0, size.cases_per_family, 4):
+                    indices = tuple(range(first, min(first + 4, size.cases_per_family)))
+                    tasks.append(Task("dev", "family", DEV_SEED, family, indices, size.daily_points,
+                                      cost=len(indices) * size.daily_points * 5.0))
     if split in ("eval", "all"):
         for seed in seeds:
             platform("eval", seed, size.platform_eval_series)

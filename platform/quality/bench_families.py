@@ -46,7 +46,9 @@ class Case:
     start: int = EVAL_START
 
 
-Generator = Callable[[np.random.Generator, np.random.Generator, bool, int], tuple[np.ndarray, list[Incident], pd.DatetimeIndex]]
+# values: one array (the single column `value`) or, for the joint families, a DataFrame of metrics.
+Generator = Callable[[np.random.Generator, np.random.Generator, bool, int],
+                     tuple[np.ndarray | pd.DataFrame, list[Incident], pd.DatetimeIndex]]
 
 
 def _daily_index(rng: np.random.Generator, points: int) -> pd.DatetimeIndex:
@@ -297,6 +299,99 @@ def level_changes(base, hit, inject: bool, points: int):
     return expected + sd * noise, incidents, index
 
 
+def _volume(base, index: pd.DatetimeIndex, points: int) -> tuple[np.ndarray, float]:
+    """A daily volume's expected level (weekly profile half the time, mild trend) and its noise cv."""
+    weekly = _weekly_profile(base) if base.random() < 0.5 else np.ones(7)
+    trend = 1 + base.uniform(-0.001, 0.003) * np.arange(points)
+    return base.uniform(300, 5000) * trend * weekly[index.day_of_week], base.uniform(0.02, 0.06)
+
+
+def correlation_breaks(base, hit, inject: bool, points: int):
+    """A row count with two metrics that follow it (distinct customers, revenue: ratio noise
+    1-2 %), and two independent ones. Incident: one follower moves alone by 2-3.5 of its own
+    sigmas, inside its own band but far off its ratio to the row count.
+    """
+    index = _daily_index(base, points)
+    expected, cv = _volume(base, index, points)
+    rows = expected * (1 + cv * base.normal(0, 1, points))
+    followers = {"distinct_count/customer_id": base.uniform(0.5, 0.9), "sum/amount": base.uniform(20, 80)}
+    ratio_cv = {"distinct_count/customer_id": base.uniform(0.005, 0.015), "sum/amount": base.uniform(0.01, 0.02)}
+    data = {"row_count": np.round(rows)}
+    for name, ratio in followers.items():
+        data[name] = rows * ratio * (1 + ratio_cv[name] * base.normal(0, 1, points))
+    data["null_fraction/email"] = base.binomial(np.maximum(rows, 1).astype(int), base.uniform(0.01, 0.08)) / np.maximum(rows, 1)
+    data["mean/discount"] = base.uniform(2, 10) * (1 + base.uniform(0.01, 0.04) * base.normal(0, 1, points))
+    incidents = []
+    day = FIRST_INCIDENT + int(hit.integers(0, INCIDENT_GAP))
+    while inject and day < points - 2:
+        name = str(hit.choice(list(followers)))
+        own_sigma = expected[day] * followers[name] * np.hypot(cv, ratio_cv[name])
+        data[name][day] += hit.uniform(2.0, 3.5) * hit.choice([-1, 1]) * own_sigma
+        incidents.append(Incident("correlation_break", name, day, day))
+        day = _next_day(hit, day)
+    data["distinct_count/customer_id"] = np.round(data["distinct_count/customer_id"])
+    return pd.DataFrame(data, index=index), incidents, index
+
+
+def mix_shifts(base, hit, inject: bool, points: int):
+    """Related column statistics with independent noise (a null share, a column's mean and std,
+    another column's mean) beside a volume. Incident: three of the four move 2-3 of their own
+    sigmas the same day, none alone past a univariate threshold.
+    """
+    index = _daily_index(base, points)
+    expected, cv = _volume(base, index, points)
+    rows = np.round(expected * (1 + cv * base.normal(0, 1, points)))
+    null_p = base.uniform(0.02, 0.08)
+    n = np.maximum(rows, 1)
+    sd = {"null_fraction/email": np.sqrt(null_p * (1 - null_p) / n)}
+    centre = {"null_fraction/email": np.full(points, null_p)}
+    for name, low, high in (("mean/amount", 20, 200), ("std/amount", 5, 60), ("mean/quantity", 1, 5)):
+        level = base.uniform(low, high)
+        centre[name] = np.full(points, level)
+        sd[name] = np.full(points, level * base.uniform(0.01, 0.04))
+    noise = {name: base.normal(0, 1, points) for name in centre}
+    shift = {name: np.zeros(points) for name in centre}
+    incidents = []
+    day = FIRST_INCIDENT + int(hit.integers(0, INCIDENT_GAP))
+    while inject and day < points - 2:
+        moved = hit.choice(list(centre), size=3, replace=False)
+        for name in moved:
+            shift[name][day] = hit.uniform(2.0, 3.0) * hit.choice([-1, 1])
+        incidents.append(Incident("mix_shift", ",".join(sorted(moved)), day, day))
+        day = _next_day(hit, day)
+    data = {"row_count": rows}
+    for name in centre:
+        data[name] = centre[name] + (noise[name] + shift[name]) * sd[name]
+    data["null_fraction/email"] = np.clip(data["null_fraction/email"], 0, 1)
+    return pd.DataFrame(data, index=index), incidents, index
+
+
+def stuck_upstream(base, hit, inject: bool, points: int):
+    """Five continuous metrics of one upstream feed. Incident: the feed stops refreshing and
+    three to five of them repeat the previous run's values exactly for 1-3 runs, each in range.
+    """
+    index = _daily_index(base, points)
+    expected, cv = _volume(base, index, points)
+    rows = expected * (1 + cv * base.normal(0, 1, points))
+    data = {
+        "row_count": np.round(rows),
+        "distinct_count/customer_id": np.round(rows * base.uniform(0.5, 0.9) * (1 + 0.02 * base.normal(0, 1, points))),
+        "sum/amount": rows * base.uniform(20, 80) * (1 + 0.03 * base.normal(0, 1, points)),
+        "mean/amount": base.uniform(20, 80) * (1 + base.uniform(0.01, 0.04) * base.normal(0, 1, points)),
+        "std/amount": base.uniform(5, 40) * (1 + base.uniform(0.02, 0.05) * base.normal(0, 1, points)),
+    }
+    incidents = []
+    day = FIRST_INCIDENT + int(hit.integers(0, INCIDENT_GAP))
+    while inject and day < points - 4:
+        length = int(hit.integers(1, 4))
+        frozen = hit.choice(list(data), size=int(hit.integers(3, 6)), replace=False)
+        for name in frozen:
+            data[name][day : day + length] = data[name][day - 1]
+        incidents.append(Incident("stuck_upstream", ",".join(sorted(frozen)), day, day + length - 1))
+        day = _next_day(hit, day + length)
+    return pd.DataFrame(data, index=index), incidents, index
+
+
 @dataclass(frozen=True)
 class Family:
     key: int  # stable part of every case's seed: never reuse or renumber
@@ -307,6 +402,8 @@ class Family:
     # Cases per seed relative to the other families (one change per level-change series).
     weight: int = 1
     hourly: bool = False
+    # Several metrics per series, incidents that only show jointly (also in the dev split).
+    joint: bool = False
 
 
 FAMILIES: dict[str, Family] = {
@@ -320,6 +417,9 @@ FAMILIES: dict[str, Family] = {
     "hourly_cycles": Family(7, "hourly series, daily + weekly cycles", hourly_cycles,
                             points=HOURLY_POINTS, start=HOURLY_START, hourly=True),
     "level_changes": Family(8, "level changes that stay", level_changes, weight=2),
+    "correlation_breaks": Family(9, "joint: broken correlations", correlation_breaks, joint=True),
+    "mix_shifts": Family(10, "joint: mix shifts (3 metrics at 2-3 sigma)", mix_shifts, joint=True),
+    "stuck_upstream": Family(11, "joint: stuck upstream (metrics frozen)", stuck_upstream, joint=True),
 }
 # Cases of one family and seed: every `CLEAN_EVERY`-th is the clean variant (no incident).
 CLEAN_EVERY = 4
@@ -339,7 +439,10 @@ def generate_case(family: str, seed: int, index: int, *, inject: bool | None = N
         inject = index % CLEAN_EVERY != CLEAN_EVERY - 1
     base, hit = case_rng(seed, family, index).spawn(2)
     values, incidents, index_ = spec.generate(base, hit, inject, points or spec.points)
-    data = pd.DataFrame({"value": np.asarray(values, dtype=float)}, index=index_)
+    if isinstance(values, pd.DataFrame):
+        data = values.astype(float)
+    else:
+        data = pd.DataFrame({"value": np.asarray(values, dtype=float)}, index=index_)
     label = "" if inject else " (clean)"
     return Case(family, f"{family}/seed{seed}/{index}{label}", data, incidents, spec.start)
 

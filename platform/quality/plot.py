@@ -80,6 +80,34 @@ def plot_metric_png(
     return _png(fig)
 
 
+def plot_residuals_png(residuals: dict[str, float], moved: Sequence[str] = (), title: str = "") -> bytes:
+    """PNG bars: each metric's forecast residual this run, in robust sigmas (the joint tests'
+    input). The metrics the joint test names are red; the +/-2 sigma lines show that none of
+    them is far out alone."""
+    from matplotlib.figure import Figure
+
+    items = list(residuals.items())[:12]
+    fig = Figure(figsize=(FIGSIZE[0], max(1.6, 0.32 * len(items) + 0.8)), dpi=DPI)
+    ax = fig.add_subplot()
+    names = [n for n, _ in items][::-1]
+    values = [v for _, v in items][::-1]
+    colours = ["#d62728" if n in moved else "#7f7f7f" for n in names]
+    ax.barh(range(len(names)), values, color=colours, height=0.6)
+    ax.set_yticks(range(len(names)), names, fontsize=FONT_SIZE - 1)
+    for edge in (-2, 2):
+        ax.axvline(edge, color="#999999", linewidth=0.7, linestyle=":")
+    ax.axvline(0, color="#333333", linewidth=0.6)
+    limit = max(3.0, *(abs(v) for v in values)) * 1.1 if values else 3.0
+    ax.set_xlim(-limit, limit)
+    ax.tick_params(labelsize=FONT_SIZE, length=3)
+    ax.set_xlabel("this run's residual after each metric's forecast (robust σ)", fontsize=FONT_SIZE - 1,
+                  color="#555555", labelpad=2)
+    if title:
+        ax.set_title(title, fontsize=FONT_SIZE + 1)
+    fig.subplots_adjust(left=0.3, right=0.985, top=0.85 if title else 0.95, bottom=0.22)
+    return _png(fig)
+
+
 def _png(fig: Figure) -> bytes:
     """PNG with a 64-colour palette: a chart has few colours, and a data URI pays for every byte
     (about a third of the full-colour size; the lines stay anti-aliased)."""

@@ -39,10 +39,27 @@ class MultivariateResult:
 
 
 @dataclass
+class JointResult:
+    """The joint tests (quality.joint): incidents that only show across metrics."""
+
+    flagged: bool = False
+    # broken_pair | joint_shift | stuck_upstream (the first that fired), or "" when none did.
+    method: str = ""
+    score: float = 0.0
+    threshold: float = 0.0
+    # Today's standardised residual per metric (robust sigmas), largest first.
+    residuals: dict[str, float] = field(default_factory=dict)
+    moved: list[str] = field(default_factory=list)
+    reason: str | None = None
+    tests: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass
 class Verdict:
     is_anomaly: bool
     metrics: dict[str, MetricResult] = field(default_factory=dict)
     multivariate: MultivariateResult | None = None
+    joint: JointResult | None = None
     reasons: list[str] = field(default_factory=list)
     # Cold start: too little history to judge; the check passes and says so.
     learning: bool = False

@@ -82,7 +82,8 @@ def test_correlation_break_moves_the_ratio_far_and_each_metric_little():
         assert abs(distinct.iloc[-1] - distinct.iloc[-31:-1].median()) < 8 * distinct.iloc[-31:-1].std()
 
 
-SINGLE_METRIC = [name for name, spec in bench_families.FAMILIES.items() if spec.generate is not None]
+SINGLE_METRIC = [name for name, spec in bench_families.FAMILIES.items() if spec.generate is not None and not spec.joint]
+JOINT = [name for name, spec in bench_families.FAMILIES.items() if spec.joint]
 
 
 @pytest.mark.parametrize("family", SINGLE_METRIC)
@@ -99,6 +100,22 @@ def test_family_cases_are_deterministic_per_seed(family):
     assert (first.data.index[1:] - first.data.index[:-1] == step).all()
 
 
+@pytest.mark.parametrize("family", JOINT)
+def test_joint_families_are_deterministic_and_their_incidents_name_metrics_of_the_case(family):
+    first = bench_families.generate_case(family, 1, 5)
+    again = bench_families.generate_case(family, 1, 5)
+    clean = bench_families.generate_case(family, 1, 5, inject=False)
+    pd.testing.assert_frame_equal(first.data, again.data)
+    assert first.incidents == again.incidents and first.incidents and not clean.incidents
+    assert first.data.shape[1] >= 4 and not first.data.isna().any().any()
+    for incident in first.incidents:
+        assert set(incident.metric.split(",")) <= set(first.data.columns)
+    # The incidents are the only difference from the clean variant.
+    changed = (first.data != clean.data).any(axis=1).to_numpy().nonzero()[0]
+    inside = {day for i in first.incidents for day in range(i.start, i.end + 1)}
+    assert set(changed) <= inside and changed.size > 0
+
+
 def test_platform_cases_are_the_dev_generator_in_run_benchmark_order():
     cases = bench_families.platform_cases(0, 2, 60)
     rng = np.random.default_rng(0)
@@ -113,7 +130,9 @@ def test_dev_and_eval_seeds_are_disjoint():
     tasks = anomaly_eval.plan("all", (1, 2), quick=True)
     assert {t.seed for t in tasks if t.section == "dev"} == {anomaly_eval.DEV_SEED}
     assert {t.seed for t in tasks if t.section == "eval"} == {1}  # quick: the first eval seed
-    assert all(t.group == "platform_metrics" for t in tasks if t.section == "dev")
+    # The dev split: the platform generator and the joint families (their thresholds are chosen there).
+    joint = {name for name, spec in bench_families.FAMILIES.items() if spec.joint}
+    assert {t.group for t in tasks if t.section == "dev"} == {"platform_metrics", *joint}
     with pytest.raises(ValueError, match="development seed"):
         anomaly_eval.plan("eval", (0, 1))
 

@@ -233,7 +233,11 @@ def test_multivariate_scores_are_deterministic_and_reported():
     history = daily(pd.DataFrame({f"m{i}": 100 + 5 * base[:, 0] + rng.normal(0, 1, 60) for i in range(5)}))
     # Each metric is normal on its own, but the usual co-movement is broken.
     current = pd.Series({"m0": 108.0, "m1": 92.0, "m2": 108.0, "m3": 92.0, "m4": 100.0})
-    first, second = detect(history, current), detect(history, current)
+    opted_in = AnomalyConfig(multivariate=True)
+    first, second = detect(history, current, opted_in), detect(history, current, opted_in)
+    assert detect(history, current).multivariate is None  # opt-in
+    # The joint tests see the broken co-movement by default.
+    assert detect(history, current).joint.flagged
     assert first.multivariate is not None
     assert first.multivariate.iforest_score == second.multivariate.iforest_score
     assert first.multivariate.lof_score == second.multivariate.lof_score

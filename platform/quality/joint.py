@@ -1,0 +1,276 @@
+"""Joint detectors: incidents that no single metric shows, judged on forecast residuals.
+
+Each metric's history is turned into one-step residuals (the value minus the median of the
+previous `RESIDUAL_WINDOW` ordinary runs, after its seasonal profile), standardised by their
+robust scale. Residuals take trend and seasonality out, so what is left of two metrics'
+co-movement is their real coupling (a row count and its distinct customers), not a shared
+weekday pattern. Three tests read them, each calibrated on the asset's own history:
+
+- broken pair: two positive metrics whose ratio is far steadier than either of them (a row
+  count and its distinct customers share volume, trend and weekday, which cancel in the
+  ratio), and today the ratio jumped: one moved without the other. A 2-3 sigma move of one
+  alone is many sigma of the ratio's own noise.
+- joint shift: the Mahalanobis distance of today's residual vector under the residuals'
+  shrunk correlation, against a chi-square reference scaled by how the history's own distances
+  compare with it. Catches several related statistics moving 2-3 sigma at once.
+- stuck upstream: two or more metrics that (almost) never repeat a value repeat the previous
+  run's value exactly, at once: a feed that stopped refreshing, each metric still in range.
+
+IsolationForest and LOF (PyOD) can score the same residual vectors (`residual_matrix`); the
+benchmark's ablation (docs/anomaly.md) shows what they add.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from data_platform.quality.univariate import reference_threshold, robust_scale
+from data_platform.quality.verdict import JointResult
+
+RESIDUAL_WINDOW = 7
+MIN_RESIDUALS = 20
+# A pair is coupled when its ratio's run-to-run noise is under this share of either metric's.
+PAIR_COUPLING = 0.8
+PAIR_PRESELECT = 0.5
+# Shrinkage of the residual correlation toward the identity: a few dozen runs estimate a
+# correlation matrix poorly, and an overconfident one turns noise into distance.
+SHRINKAGE = 0.2
+# A metric that repeated its previous value on more runs than this never counts as frozen.
+REPEAT_SHARE_MAX = 0.1
+CLIP = 6.0
+# The joint-shift test needs at least this many more runs than metrics.
+MIN_SPARE_ROWS = 20
+
+
+@dataclass
+class Series:
+    """One metric's deseasoned values (history rows, oldest first) and today's."""
+
+    name: str
+    values: np.ndarray  # deseasoned history, NaN where missing
+    base: np.ndarray  # ordinary rows (not excluded)
+    current: float  # deseasoned current value
+    raw: np.ndarray  # history as measured (for exact repeats)
+    raw_current: float
+
+
+def standardised_residuals(s: Series) -> tuple[np.ndarray, float] | None:
+    """Residuals of the ordinary history rows (NaN elsewhere) and today's, in robust sigmas."""
+    n = s.values.size
+    out = np.full(n, np.nan)
+    usable = s.base & ~np.isnan(s.values)
+    idx = np.flatnonzero(usable)
+    if idx.size < MIN_RESIDUALS + RESIDUAL_WINDOW:
+        return None
+    vals = s.values[idx]
+    # Median of the previous RESIDUAL_WINDOW ordinary values for each ordinary value.
+    windows = np.lib.stride_tricks.sliding_window_view(vals[:-1], RESIDUAL_WINDOW)
+    prior = np.median(windows, axis=1)
+    errors = vals[RESIDUAL_WINDOW:] - prior
+    now = s.current - float(np.median(vals[-RESIDUAL_WINDOW:]))
+    scale = robust_scale(errors)
+    if not scale > 0 or not math.isfinite(now):
+        return None
+    out[idx[RESIDUAL_WINDOW:]] = errors / scale
+    return out, now / scale
+
+
+def residual_matrix(series: list[Series]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names, history rows x metrics, today's vector) of standardised residuals; rows where a
+    metric has no residual hold NaN."""
+    names, columns, today = [], [], []
+    for s in series:
+        res = standardised_residuals(s)
+        if res is None:
+            continue
+        names.append(s.name)
+        columns.append(res[0])
+        today.append(res[1])
+    if not names:
+        return [], np.empty((0, 0)), np.empty(0)
+    return names, np.column_stack(columns), np.asarray(today)
+
+
+def judge_joint(series: list[Series], alpha: float, *, pairs: bool = True, shift: bool = True,
+                stuck: bool = True) -> JointResult | None:
+    """The joint tests on these metrics; None with fewer than two usable metrics."""
+    names, matrix, today = residual_matrix(series)
+    result = JointResult()
+    # Most specific first: the first test that fires names the incident; all record their figures.
+    if stuck:
+        _judge_stuck(series, alpha, result)
+    if pairs:
+        _judge_pairs(series, alpha, result)
+    if len(names) >= 2:
+        rows = np.all(~np.isnan(matrix), axis=1)
+        if rows.sum() >= MIN_RESIDUALS:
+            history = np.clip(matrix[rows], -CLIP, CLIP)
+            now = np.clip(today, -CLIP, CLIP)
+            result.residuals = dict(sorted(zip(names, today.round(2).tolist(), strict=True),
+                                           key=lambda kv: -abs(kv[1])))
+            if shift:
+                _judge_shift(names, history, now, alpha, result)
+    elif not result.flagged and not result.tests:
+        return None
+    return result
+
+
+def _one_step(values: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """One-step errors against the median of the previous RESIDUAL_WINDOW values, and the
+    forecast error of the value after the last one (None: too few values)."""
+    if values.size < MIN_RESIDUALS + RESIDUAL_WINDOW:
+        return None
+    prior = np.median(np.lib.stride_tricks.sliding_window_view(values[:-1], RESIDUAL_WINDOW), axis=1)
+    return values[RESIDUAL_WINDOW:] - prior, float(np.median(values[-RESIDUAL_WINDOW:]))
+
+
+def _judge_pairs(series: list[Series], alpha: float, result: JointResult) -> None:
+    """Log ratios of positive metrics: a pair is coupled when its ratio's one-step errors are
+    far smaller than either metric's own (shared volume, trend and weekday cancel out)."""
+    logs = {}
+    for s in series:
+        rows = s.base & np.isfinite(s.raw)
+        if s.raw_current > 0 and rows.sum() >= MIN_RESIDUALS + RESIDUAL_WINDOW and np.all(s.raw[rows] > 0):
+            logs[s.name] = (np.log(np.where(rows, s.raw, np.nan)), math.log(s.raw_current))
+    names = list(logs)
+    if len(names) < 2:
+        return
+    # Rows where every candidate metric was measured: their one-step errors line up, and one
+    # correlation matrix of them preselects the pairs worth the exact ratio test (a coupled
+    # pair's errors correlate by at least about 0.6; checking all pairs exactly is O(m^2)).
+    block = np.column_stack([logs[n][0] for n in names])
+    common = ~np.isnan(block).any(axis=1)
+    if common.sum() < MIN_RESIDUALS + RESIDUAL_WINDOW:
+        return
+    block = block[common]
+    prior = np.median(np.lib.stride_tricks.sliding_window_view(block[:-1], RESIDUAL_WINDOW, axis=0), axis=2)
+    errors_all = block[RESIDUAL_WINDOW:] - prior
+    own = {n: robust_scale(errors_all[:, k]) for k, n in enumerate(names)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(errors_all, rowvar=False), nan=0.0)
+    candidates = []
+    for a, b in zip(*np.nonzero(np.triu(corr >= PAIR_PRESELECT, k=1)), strict=True):
+        i, j = names[a], names[b]
+        fit = _one_step(block[:, a] - block[:, b])
+        if fit is None:
+            continue
+        errors, level = fit
+        scale = robust_scale(errors)
+        if scale > 0 and scale < PAIR_COUPLING * min(own[i], own[j]):
+            candidates.append((i, j, errors, level, scale))
+    best = None
+    for i, j, errors, level, scale in candidates:
+        score = (logs[i][1] - logs[j][1] - level - float(np.median(errors))) / scale
+        threshold = reference_threshold(errors.size, alpha / len(candidates))
+        if best is None or abs(score) / threshold > best[0]:
+            best = (abs(score) / threshold, i, j, score, threshold, scale)
+    if best is None:
+        return
+    ratio, i, j, score, threshold, scale = best
+    result.tests["broken_pair"] = (abs(score), threshold)
+    if ratio > 1 and not result.flagged:
+        now = dict(zip(*residual_matrix(series)[::2], strict=True))
+        alone, other = (i, j) if abs(now.get(i, 0.0)) >= abs(now.get(j, 0.0)) else (j, i)
+        result.flagged, result.method = True, "broken_pair"
+        result.score, result.threshold = abs(score), threshold
+        result.moved = [alone, other]
+        result.reason = (
+            f"{alone} moved {now.get(alone, math.nan):+.1f}σ and {other} {now.get(other, math.nan):+.1f}σ, "
+            f"but their ratio, which usually varies {100 * scale:.1f} % from run to run (far less than "
+            f"either alone), is {abs(score):.1f}σ off (threshold {threshold:.1f}): one moved without the other")
+
+
+def _shrunk_inverse(history: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Median centre and the inverse of the correlation shrunk toward the identity."""
+    m = history.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(history, rowvar=False), nan=0.0)
+    corr = (1 - SHRINKAGE) * corr + SHRINKAGE * np.eye(m)
+    try:
+        return np.median(history, axis=0), np.linalg.inv(corr)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _judge_shift(names: list[str], history: np.ndarray, now: np.ndarray, alpha: float,
+                 result: JointResult) -> None:
+    m, n = len(names), history.shape[0]
+    if n - m < MIN_SPARE_ROWS:
+        # Too few runs per metric to estimate their correlations: a new run would look far
+        # from the history by estimation error alone.
+        return
+    fitted = _shrunk_inverse(history)
+    if fitted is None:
+        return
+    centre, inverse = fitted
+    d2 = float((now - centre) @ inverse @ (now - centre))
+    # Calibration out of sample: each half of the history judged by a fit on the other half
+    # (fewer runs than the real fit: conservative). Heavy tails and estimation error both show
+    # as distances above the chi-square's; the reference is scaled up by them, never down.
+    half = n // 2
+    outside = []
+    for fit_rows, test_rows in ((slice(0, half), slice(half, n)), (slice(half, n), slice(0, half))):
+        other = _shrunk_inverse(history[fit_rows])
+        if other is None:
+            return
+        c, inv = other
+        diff = history[test_rows] - c
+        outside.append(np.einsum("ij,jk,ik->i", diff, inv, diff))
+    factor = max(1.0, float(np.median(np.concatenate(outside))) / float(special.chdtri(m, 0.5)))
+    threshold = factor * float(special.chdtri(m, alpha))
+    result.tests["joint_shift"] = (d2, threshold)
+    if d2 > threshold and not result.flagged:
+        moved = [n for n, z in sorted(zip(names, now, strict=True), key=lambda kv: -abs(kv[1])) if abs(z) >= 1.5]
+        result.flagged, result.method = True, "joint_shift"
+        result.score, result.threshold = d2, threshold
+        result.moved = moved[:5]
+        parts = ", ".join(f"{n} {z:+.1f}σ" for n, z in sorted(zip(names, now, strict=True),
+                                                             key=lambda kv: -abs(kv[1]))[:4])
+        result.reason = (
+            f"{len(moved)} metrics moved together ({parts}), none far enough alone: joint "
+            f"distance {d2:.1f} > {threshold:.1f} ({m} metrics over {n} runs)")
+
+
+def repeat_chance(raw: np.ndarray) -> float:
+    """How likely an ordinary run repeats the previous value exactly: the share of repeats seen,
+    or, when higher, what the metric's resolution allows (a count with a spread of 80 repeats
+    about once in 280 runs; a share of 2,000 rows, much more often; a float, almost never)."""
+    repeats = float(np.mean(raw[1:] == raw[:-1]))
+    distinct = np.unique(raw)
+    spread = robust_scale(raw - np.median(raw))
+    if distinct.size < 2 or not spread > 0:
+        return 1.0
+    step = float(np.min(np.diff(distinct)))
+    return min(1.0, max(repeats, step / (2.0 * math.sqrt(math.pi) * spread)))
+
+
+def _judge_stuck(series: list[Series], alpha: float, result: JointResult) -> None:
+    """Metrics that repeat the previous run's value now: together less likely than `alpha`,
+    over every set of that many metrics that could have frozen."""
+    frozen, chance, eligible = [], 1.0, 0
+    for s in series:
+        raw = s.raw[s.base & ~np.isnan(s.raw)]
+        if raw.size < MIN_RESIDUALS or not math.isfinite(s.raw_current) or np.isnan(s.raw[-1]):
+            continue
+        p = repeat_chance(raw)
+        if p > REPEAT_SHARE_MAX:
+            continue
+        eligible += 1
+        if s.raw_current == s.raw[-1]:
+            frozen.append(s.name)
+            chance *= p
+    if len(frozen) < 2:
+        return
+    sets = math.comb(eligible, len(frozen))
+    result.tests["stuck_upstream"] = (float(len(frozen)), chance * sets)
+    if chance * sets <= alpha and not result.flagged:
+        result.flagged, result.method = True, "stuck_upstream"
+        result.score, result.threshold = float(len(frozen)), 2.0
+        result.moved = frozen
+        result.reason = (f"{len(frozen)} metrics repeat the previous run's values exactly "
+                         f"({', '.join(frozen)}), together less likely than once in "
+                         f"{1 / (chance * sets):,.0f} ordinary runs: the upstream may have stopped refreshing")

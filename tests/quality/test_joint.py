@@ -1,0 +1,76 @@
+"""The joint tests (quality.joint): incidents that no single metric shows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_platform.quality import AnomalyConfig, detect
+from data_platform.quality.plot import plot_residuals_png
+
+DAYS = pd.date_range("2026-01-01", periods=90, freq="D")
+NOW = DAYS[-1] + pd.Timedelta(days=1)
+
+
+def coupled_history(rng):
+    rows = 1000 * (1 + 0.05 * rng.normal(0, 1, DAYS.size))
+    return pd.DataFrame({
+        "row_count": np.round(rows),
+        "distinct_count/customer_id": np.round(0.7 * rows * (1 + 0.005 * rng.normal(0, 1, DAYS.size))),
+        "mean/discount": 5 * (1 + 0.02 * rng.normal(0, 1, DAYS.size)),
+    }, index=DAYS)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_metric_that_moves_without_its_partner_is_a_broken_pair(seed):
+    history = coupled_history(np.random.default_rng(seed))
+    typical = history.median()
+    # Distinct customers up 2.5 of their own sigmas (5 % of 700 is 35), rows at their median:
+    # inside each metric's own band, 25 sigma off their 0.5 % ratio noise.
+    broken = typical.copy().rename(NOW)
+    broken["distinct_count/customer_id"] = typical["distinct_count/customer_id"] + 2.5 * 35
+    verdict = detect(history, broken)
+    assert not any(m.flagged for m in verdict.metrics.values())
+    assert verdict.is_anomaly and verdict.joint.method == "broken_pair"
+    assert verdict.joint.moved[0] == "distinct_count/customer_id" and "row_count" in verdict.joint.reason
+    # Both moving together by the same share is ordinary.
+    together = typical.copy().rename(NOW)
+    together[["row_count", "distinct_count/customer_id"]] *= 1.08
+    assert not detect(history, together).is_anomaly
+    # Without the joint tests, the break goes unseen.
+    assert not detect(history, broken, AnomalyConfig(joint_tests=())).is_anomaly
+
+
+def test_several_metrics_repeating_yesterday_exactly_is_a_stuck_upstream():
+    rng = np.random.default_rng(5)
+    history = pd.DataFrame({name: level * (1 + 0.03 * rng.normal(0, 1, DAYS.size))
+                            for name, level in (("sum/amount", 5e4), ("mean/amount", 40.0), ("std/amount", 12.0))},
+                           index=DAYS)
+    frozen = history.iloc[-1].rename(NOW)
+    verdict = detect(history, frozen)
+    assert verdict.is_anomaly and verdict.joint.method == "stuck_upstream"
+    assert set(verdict.joint.moved) == set(history.columns)
+    one_repeat = history.median().rename(NOW)
+    one_repeat["mean/amount"] = history["mean/amount"].iloc[-1]
+    assert not detect(history, one_repeat).is_anomaly
+
+
+def test_several_independent_metrics_moving_together_is_a_joint_shift():
+    rng = np.random.default_rng(8)
+    names = ["null_fraction/email", "mean/amount", "std/amount", "mean/quantity"]
+    levels = np.array([0.05, 50.0, 20.0, 3.0])
+    sd = levels * 0.03
+    history = pd.DataFrame(levels + sd * rng.normal(0, 1, (DAYS.size, 4)), index=DAYS, columns=names)
+    shifted = pd.Series(levels + 3.2 * sd * np.array([1, -1, 1, 1]), index=names, name=NOW)
+    verdict = detect(history, shifted)
+    statistic, threshold = verdict.joint.tests["joint_shift"]
+    assert statistic > threshold and verdict.is_anomaly
+    ordinary = pd.Series(levels + 0.5 * sd, index=names, name=NOW)
+    quiet = detect(history, ordinary).joint
+    assert not quiet.flagged and quiet.tests["joint_shift"][0] < quiet.tests["joint_shift"][1]
+
+
+def test_unknown_joint_tests_are_refused_and_the_residual_plot_is_a_png():
+    with pytest.raises(ValueError, match="joint_tests"):
+        AnomalyConfig(joint_tests=("pairs", "magic"))
+    png = plot_residuals_png({"a": 2.5, "b": -1.0}, ["a"], title="residuals")
+    assert png.startswith(b"\x89PNG") and len(png) > 500
