@@ -110,5 +110,31 @@ def new_postgres_database(postgres_admin_url: str):
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared Redis (DATA_PLATFORM_TEST_REDIS_URL); tests keep to keys of their own on it."""
+    return _service_url("DATA_PLATFORM_TEST_REDIS_URL", "Redis")
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    """A client of the shared Redis, closed afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_client) -> str:
+    """A key prefix of this test's own on the shared Redis; its keys are deleted afterwards."""
+    name = f"dptest:{uuid.uuid4().hex[:10]}"
+    yield name
+    keys = list(redis_client.scan_iter(f"{name}:*", count=1000))
+    if keys:
+        redis_client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
 def celery_broker_url() -> str:
     return _service_url("DATA_PLATFORM_TEST_CELERY_BROKER_URL", "celery broker (RabbitMQ)")

@@ -1,10 +1,9 @@
 """Warehouses for the feature-store tests: a SQLite file always; PostgreSQL in a schema of its
-own (dropped afterwards) when DATA_PLATFORM_TEST_POSTGRES_URL is set; Redis under a key prefix of
-its own (deleted afterwards) when DATA_PLATFORM_TEST_REDIS_URL is set."""
+own (dropped afterwards) when DATA_PLATFORM_TEST_POSTGRES_URL is set. Redis is tests/conftest.py's
+`redis_client`, under the test's own `redis_prefix`."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -20,9 +19,7 @@ def offline(request, tmp_path):
         yield store
         store.dispose()
         return
-    url = os.environ.get("DATA_PLATFORM_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("DATA_PLATFORM_TEST_POSTGRES_URL is not set: no PostgreSQL to run the join on")
+    url = request.getfixturevalue("postgres_admin_url")
     schema = f"fs_{uuid.uuid4().hex[:10]}"
     store = OfflineStore(url, schema=schema)
     yield store
@@ -31,19 +28,3 @@ def offline(request, tmp_path):
     with engine.begin() as conn:
         conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     engine.dispose()
-
-
-@pytest.fixture
-def redis_client():
-    url = os.environ.get("DATA_PLATFORM_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("DATA_PLATFORM_TEST_REDIS_URL is not set: no Redis for the online store")
-    import redis
-
-    client = redis.Redis.from_url(url)
-    client.test_prefix = f"dptest:{uuid.uuid4().hex[:10]}"
-    yield client
-    keys = list(client.scan_iter(f"{client.test_prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,10 +34,10 @@ def test_single_and_batch_lookup_over_http(backend, tmp_path, request):
         "event_timestamp": [NOW - pd.Timedelta(hours=3), NOW - pd.Timedelta(hours=2), NOW - pd.Timedelta(hours=1)],
     }), created_at=NOW - pd.Timedelta(minutes=30))
     if backend == "redis":
-        client = request.getfixturevalue("redis_client")
-        online = RedisOnlineStore(client, prefix=client.test_prefix)
-        config = ServingConfig(redis_url=os.environ["DATA_PLATFORM_TEST_REDIS_URL"],
-                               redis_prefix=client.test_prefix, warehouse_url=url)
+        prefix = request.getfixturevalue("redis_prefix")
+        online = RedisOnlineStore(request.getfixturevalue("redis_client"), prefix=prefix)
+        config = ServingConfig(redis_url=request.getfixturevalue("redis_url"), redis_prefix=prefix,
+                               warehouse_url=url)
     else:
         online = SqlOnlineStore(offline)
         config = ServingConfig(warehouse_url=url)

@@ -47,8 +47,8 @@ def offline(tmp_path):
 def online(request, offline):
     if request.param == "sql":
         return SqlOnlineStore(offline)
-    client = request.getfixturevalue("redis_client")
-    return RedisOnlineStore(client, prefix=client.test_prefix, chunk=100)
+    return RedisOnlineStore(request.getfixturevalue("redis_client"), prefix=request.getfixturevalue("redis_prefix"),
+                            chunk=100)
 
 
 def test_online_equals_offline_as_of_the_materialization(offline, online):
@@ -81,8 +81,8 @@ def test_a_tampered_or_stale_online_value_fails_parity(offline, online):
     assert second.previous and second.version != second.previous
 
 
-def test_redis_version_switch_keeps_the_previous_version_for_rollback(offline, redis_client):
-    online = RedisOnlineStore(redis_client, prefix=redis_client.test_prefix)
+def test_redis_version_switch_keeps_the_previous_version_for_rollback(offline, redis_client, redis_prefix):
+    online = RedisOnlineStore(redis_client, prefix=redis_prefix)
     first = materialize(VIEW, offline, online, as_of=NOW - pd.Timedelta(days=1))
     second = materialize(VIEW, offline, online, as_of=NOW)
     assert online.manifest(VIEW.name)["version"] == second.version

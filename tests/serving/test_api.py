@@ -38,16 +38,16 @@ def warehouse_service(tmp_path_factory):
         yield svc
 
 
-def config(redis_url, prefix, warehouse_url, **overrides):
-    return ServingConfig(redis_url=redis_url, redis_prefix=prefix, warehouse_url=warehouse_url,
+def config(redis_url, redis_prefix, warehouse_url, **overrides):
+    return ServingConfig(redis_url=redis_url, redis_prefix=redis_prefix, warehouse_url=warehouse_url,
                          retry_interval_s=0.2, check_interval_s=0.2, **overrides)
 
 
-def test_answers_from_the_cache_with_versions_in_headers(redis_url, prefix, warehouse_url):
+def test_answers_from_the_cache_with_versions_in_headers(redis_url, redis_prefix, warehouse_url):
     client = redis.Redis.from_url(redis_url)
     result = publish.publish(client, helpers.make_recommendations(30, "m1"), helpers.make_popular("m1"),
-                             model_version="m1", prefix=prefix)
-    with helpers.Service(config(redis_url, prefix, warehouse_url)) as svc:
+                             model_version="m1", prefix=redis_prefix)
+    with helpers.Service(config(redis_url, redis_prefix, warehouse_url)) as svc:
         status, headers, body = svc.request("GET", "/v1/recommendations/u4?n=3")
         assert status == 200
         assert headers["x-model-version"] == "m1" and headers["x-cache-version"] == result.cache_version
@@ -159,11 +159,11 @@ def _hammer(port: int, stop: threading.Event, seen: list, problems: list) -> Non
     conn.close()
 
 
-def test_version_switch_under_load_no_5xx_and_no_mixed_response(redis_url, prefix, warehouse_url):
+def test_version_switch_under_load_no_5xx_and_no_mixed_response(redis_url, redis_prefix, warehouse_url):
     client = redis.Redis.from_url(redis_url)
     publish.publish(client, helpers.make_recommendations(60, "m0"), helpers.make_popular("m0"),
-                    model_version="m0", prefix=prefix)
-    with helpers.Service(config(redis_url, prefix, warehouse_url)) as svc:
+                    model_version="m0", prefix=redis_prefix)
+    with helpers.Service(config(redis_url, redis_prefix, warehouse_url)) as svc:
         stop, seen, problems = threading.Event(), [], []
         threads = [threading.Thread(target=_hammer, args=(svc.port, stop, seen, problems)) for _ in range(3)]
         for t in threads:
@@ -171,7 +171,7 @@ def test_version_switch_under_load_no_5xx_and_no_mixed_response(redis_url, prefi
         for version in ("m1", "m2", "m3"):
             time.sleep(0.4)
             publish.publish(client, helpers.make_recommendations(60, version), helpers.make_popular(version),
-                            model_version=version, prefix=prefix, rollback_ttl_s=60)
+                            model_version=version, prefix=redis_prefix, rollback_ttl_s=60)
         time.sleep(0.4)
         stop.set()
         for t in threads:
@@ -228,14 +228,14 @@ def test_redis_stopped_mid_load_every_request_answered_then_recovers(own_redis, 
         assert body["source"] == "personalised" and headers["x-model-version"] == "m2"
 
 
-def test_an_incomplete_version_is_never_served(redis_url, prefix, warehouse_url):
+def test_an_incomplete_version_is_never_served(redis_url, redis_prefix, warehouse_url):
     client = redis.Redis.from_url(redis_url)
     result = publish.publish(client, helpers.make_recommendations(30, "m1"), helpers.make_popular("m1"),
-                             model_version="m1", prefix=prefix)
+                             model_version="m1", prefix=redis_prefix)
     from data_platform.serving import layout
 
-    client.hdel(layout.users_key(prefix, result.cache_version), "u0", "u1")
-    with helpers.Service(config(redis_url, prefix, warehouse_url)) as svc:
+    client.hdel(layout.users_key(redis_prefix, result.cache_version), "u0", "u1")
+    with helpers.Service(config(redis_url, redis_prefix, warehouse_url)) as svc:
         status, _, ready = svc.request("GET", "/readyz")
         assert status == 503 and "holds 28 users, its manifest says 30" in ready["detail"]
         status, headers, body = svc.request("GET", "/v1/recommendations/u5")

@@ -44,10 +44,10 @@ def run(tmp_path, redis_resource, instance):
                           resources=resources(tmp_path, redis_resource), instance=instance)
 
 
-def test_the_asset_publishes_every_user_and_the_check_sees_the_model_served(tmp_path, redis_url, prefix):
+def test_the_asset_publishes_every_user_and_the_check_sees_the_model_served(tmp_path, redis_url, redis_prefix):
     import redis
 
-    redis_resource = RedisResource(url=redis_url, key_prefix=prefix)
+    redis_resource = RedisResource(url=redis_url, key_prefix=redis_prefix)
     with dg.instance_for_test() as instance:
         first = run(tmp_path, redis_resource, instance)
         assert first.success
@@ -59,7 +59,7 @@ def test_the_asset_publishes_every_user_and_the_check_sees_the_model_served(tmp_
         assert check.passed and check.metadata["coverage"].value == 1.0
 
         client = redis.Redis.from_url(redis_url)
-        served = publish.served_version(client, prefix)
+        served = publish.served_version(client, redis_prefix)
         assert served.model_version == metadata["model_version"] and served.users == 30
         # The popular list is the model's own list for a user it never saw.
         assert served.popular.count(b'"rank":') == 25

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import redis
 
 from data_platform.serving import layout, publish
 
@@ -16,13 +15,6 @@ _spec = importlib.util.spec_from_file_location("serving_helpers", Path(__file__)
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 make_recommendations, make_popular = helpers.make_recommendations, helpers.make_popular
-
-
-@pytest.fixture
-def client(redis_url):
-    c = redis.Redis.from_url(redis_url)
-    yield c
-    c.close()
 
 
 def test_truncate_cuts_on_bytes_even_when_ids_look_like_json():
@@ -34,47 +26,47 @@ def test_truncate_cuts_on_bytes_even_when_ids_look_like_json():
         assert [i["rank"] for i in items] == list(range(1, min(n, 4) + 1))
 
 
-def test_publish_writes_every_user_then_switches_and_keeps_the_previous_for_rollback(client, prefix):
-    first = publish.publish(client, make_recommendations(50, "m1"), make_popular("m1"),
-                            model_version="m1", prefix=prefix)
+def test_publish_writes_every_user_then_switches_and_keeps_the_previous_for_rollback(redis_client, redis_prefix):
+    first = publish.publish(redis_client, make_recommendations(50, "m1"), make_popular("m1"),
+                            model_version="m1", prefix=redis_prefix)
     assert first.users == 50 and first.previous == ""
-    assert client.get(layout.current_key(prefix)).decode() == first.cache_version
-    assert client.hlen(layout.users_key(prefix, first.cache_version)) == 50
-    stored = json.loads(client.hget(layout.users_key(prefix, first.cache_version), "u7"))
+    assert redis_client.get(layout.current_key(redis_prefix)).decode() == first.cache_version
+    assert redis_client.hlen(layout.users_key(redis_prefix, first.cache_version)) == 50
+    stored = json.loads(redis_client.hget(layout.users_key(redis_prefix, first.cache_version), "u7"))
     assert [i["item_id"] for i in stored] == [f"m1-i7-{k}" for k in range(10)]
-    assert client.ttl(layout.users_key(prefix, first.cache_version)) == -1  # permanent while served
+    assert redis_client.ttl(layout.users_key(redis_prefix, first.cache_version)) == -1  # permanent while served
 
-    second = publish.publish(client, make_recommendations(60, "m2"), make_popular("m2"),
-                             model_version="m2", prefix=prefix, rollback_ttl_s=600)
+    second = publish.publish(redis_client, make_recommendations(60, "m2"), make_popular("m2"),
+                             model_version="m2", prefix=redis_prefix, rollback_ttl_s=600)
     assert second.previous == first.cache_version
-    served = publish.served_version(client, prefix)
+    served = publish.served_version(redis_client, redis_prefix)
     assert served.cache_version == second.cache_version and served.users == 60
     assert served.previous == first.cache_version
     # The previous version is still complete but expires: a rollback window, then gone.
-    assert 0 < client.ttl(layout.users_key(prefix, first.cache_version)) <= 600
-    assert 0 < client.ttl(layout.meta_key(prefix, first.cache_version)) <= 600
+    assert 0 < redis_client.ttl(layout.users_key(redis_prefix, first.cache_version)) <= 600
+    assert 0 < redis_client.ttl(layout.meta_key(redis_prefix, first.cache_version)) <= 600
 
-    assert publish.rollback(client, prefix) == first.cache_version
-    assert publish.served_version(client, prefix).model_version == "m1"
-    assert client.ttl(layout.users_key(prefix, first.cache_version)) == -1
-    assert client.ttl(layout.users_key(prefix, second.cache_version)) > 0
+    assert publish.rollback(redis_client, redis_prefix) == first.cache_version
+    assert publish.served_version(redis_client, redis_prefix).model_version == "m1"
+    assert redis_client.ttl(layout.users_key(redis_prefix, first.cache_version)) == -1
+    assert redis_client.ttl(layout.users_key(redis_prefix, second.cache_version)) > 0
 
 
-def test_a_version_whose_count_does_not_match_its_manifest_is_not_served(client, prefix):
-    result = publish.publish(client, make_recommendations(20, "m1"), make_popular("m1"),
-                             model_version="m1", prefix=prefix)
-    client.hdel(layout.users_key(prefix, result.cache_version), "u3")
-    assert publish.served_version(client, prefix) is None
-    passed, why, metadata = publish.verify_served(client, prefix, "m1", 20)
+def test_a_version_whose_count_does_not_match_its_manifest_is_not_served(redis_client, redis_prefix):
+    result = publish.publish(redis_client, make_recommendations(20, "m1"), make_popular("m1"),
+                             model_version="m1", prefix=redis_prefix)
+    redis_client.hdel(layout.users_key(redis_prefix, result.cache_version), "u3")
+    assert publish.served_version(redis_client, redis_prefix) is None
+    passed, why, metadata = publish.verify_served(redis_client, redis_prefix, "m1", 20)
     assert not passed and "no complete current version" in why and metadata["coverage"] == 0.0
 
 
-def test_verify_served_compares_versions_and_reports_coverage(client, prefix):
-    publish.publish(client, make_recommendations(30, "m1"), make_popular("m1"), model_version="m1", prefix=prefix)
-    assert publish.verify_served(client, prefix, "m1", 30)[0]
-    stale, why, _ = publish.verify_served(client, prefix, "m2", 30)
+def test_verify_served_compares_versions_and_reports_coverage(redis_client, redis_prefix):
+    publish.publish(redis_client, make_recommendations(30, "m1"), make_popular("m1"), model_version="m1", prefix=redis_prefix)
+    assert publish.verify_served(redis_client, redis_prefix, "m1", 30)[0]
+    stale, why, _ = publish.verify_served(redis_client, redis_prefix, "m2", 30)
     assert not stale and "stale" in why
-    partial, why, metadata = publish.verify_served(client, prefix, "m1", 40)
+    partial, why, metadata = publish.verify_served(redis_client, redis_prefix, "m1", 40)
     assert not partial and metadata["coverage"] == pytest.approx(0.75)
 
 

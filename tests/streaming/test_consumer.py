@@ -42,8 +42,8 @@ def stored_events(engine, stream: str) -> int:
     return int(total)
 
 
-def pending(client, stream: str, group: str = "metrics") -> dict[str, int]:
-    summary = client.xpending(stream, group)
+def pending(redis_client, stream: str, group: str = "metrics") -> dict[str, int]:
+    summary = redis_client.xpending(stream, group)
     return {c["name"].decode(): int(c["pending"]) for c in summary["consumers"]}
 
 
@@ -54,12 +54,12 @@ def engine(tmp_path):
     engine.dispose()
 
 
-def test_stored_metrics_are_the_events_aggregated(client, stream, engine):
+def test_stored_metrics_are_the_events_aggregated(redis_client, stream, engine):
     events = list(producer.synthetic_events(START, 20, 200, seed=3))
-    producer.append(client, stream, events)
-    client.xadd(stream, {"key": "checkout", "ts": "not a time"})
-    producer.append(client, stream, [("checkout", START + 25.2, 1.0)])  # closes every interval before 24
-    StreamConsumer(client, engine, config(stream), log=lambda _: None).run(seconds=20, until_idle=True)
+    producer.append(redis_client, stream, events)
+    redis_client.xadd(stream, {"key": "checkout", "ts": "not a time"})
+    producer.append(redis_client, stream, [("checkout", START + 25.2, 1.0)])  # closes every interval before 24
+    StreamConsumer(redis_client, engine, config(stream), log=lambda _: None).run(seconds=20, until_idle=True)
 
     expected = defaultdict(lambda: [0, 0, 0.0])
     for key, ts, value in events:
@@ -83,30 +83,30 @@ def test_stored_metrics_are_the_events_aggregated(client, stream, engine):
     [(reason,)] = query(engine, "select reason from stream_rejects where stream = :s", s=stream)
     assert "neither epoch seconds nor ISO 8601" in reason
     # Acknowledged: everything but the event of the still-open interval.
-    assert pending(client, stream) == {"c1": 1}
+    assert pending(redis_client, stream) == {"c1": 1}
 
     # A late event (its interval is stored) is counted apart, never folded into final metrics.
-    producer.append(client, stream, [("search", START + 3.5, 2.0), ("search", START + 27.0, 2.0)])
-    StreamConsumer(client, engine, config(stream), log=lambda _: None).run(seconds=20, until_idle=True)
+    producer.append(redis_client, stream, [("search", START + 3.5, 2.0), ("search", START + 27.0, 2.0)])
+    StreamConsumer(redis_client, engine, config(stream), log=lambda _: None).run(seconds=20, until_idle=True)
     assert stored_events(engine, stream) == len(events) + 1  # the flush event's interval closed
     [(late, rejected)] = query(engine, "select late_events, rejected_events from stream_consumers "
                                "where stream = :s", s=stream)
     assert (late, rejected) == (1, 1)
 
 
-def incident_stream(client, stream: str, seconds: float = 150, rate: float = 150, seed: int = 5) -> int:
+def incident_stream(redis_client, stream: str, seconds: float = 150, rate: float = 150, seed: int = 5) -> int:
     """A mean shift on one key after the detectors' warm-up; returns the events produced."""
     shift = [Incident(producer.MEAN_SHIFT, "payment", START + 100, START + 120)]
-    n = producer.append(client, stream, producer.synthetic_events(START, seconds, rate, shift, seed=seed))
-    producer.append(client, stream, [("checkout", START + seconds + 1.6, 1.0)])
+    n = producer.append(redis_client, stream, producer.synthetic_events(START, seconds, rate, shift, seed=seed))
+    producer.append(redis_client, stream, [("checkout", START + seconds + 1.6, 1.0)])
     return n
 
 
-def test_an_incident_sends_one_alert_once_even_across_restarts(client, stream, engine):
-    produced = incident_stream(client, stream)
+def test_an_incident_sends_one_alert_once_even_across_restarts(redis_client, stream, engine):
+    produced = incident_stream(redis_client, stream)
     sent = []
     senders = [("log", sent.append)]
-    StreamConsumer(client, engine, config(stream), senders, log=lambda _: None).run(seconds=30, until_idle=True)
+    StreamConsumer(redis_client, engine, config(stream), senders, log=lambda _: None).run(seconds=30, until_idle=True)
     alerts = query(engine, "select kind, title, sent_at, interval_start from stream_alerts where stream = :s "
                    "order by interval_start", s=stream)
     failures = [a for a in alerts if a.kind != "recovered"]
@@ -117,15 +117,15 @@ def test_an_incident_sends_one_alert_once_even_across_restarts(client, stream, e
     assert [title(a) for a in sent] == [a.title for a in alerts]  # each sent once, in order
     assert stored_events(engine, stream) == produced
     # A restart re-reads nothing already stored and sends nothing again.
-    StreamConsumer(client, engine, config(stream), senders, log=lambda _: None).run(seconds=10, until_idle=True)
+    StreamConsumer(redis_client, engine, config(stream), senders, log=lambda _: None).run(seconds=10, until_idle=True)
     assert len(sent) == len(alerts)
     assert stored_events(engine, stream) == produced
 
 
-def test_a_crash_between_commit_and_acknowledgement_loses_and_duplicates_nothing(client, stream, engine):
-    produced = incident_stream(client, stream)
+def test_a_crash_between_commit_and_acknowledgement_loses_and_duplicates_nothing(redis_client, stream, engine):
+    produced = incident_stream(redis_client, stream)
     sent = []
-    crashing = StreamConsumer(client, engine, config(stream), [("log", sent.append)], log=lambda _: None)
+    crashing = StreamConsumer(redis_client, engine, config(stream), [("log", sent.append)], log=lambda _: None)
     calls = []
 
     def ack_then_crash(ids):
@@ -138,7 +138,7 @@ def test_a_crash_between_commit_and_acknowledgement_loses_and_duplicates_nothing
     with pytest.raises(KeyboardInterrupt):
         crashing.run(seconds=30, until_idle=True)
     assert 0 < stored_events(engine, stream) < produced
-    restarted = StreamConsumer(client, engine, config(stream), [("log", sent.append)], log=lambda _: None)
+    restarted = StreamConsumer(redis_client, engine, config(stream), [("log", sent.append)], log=lambda _: None)
     restarted.run(seconds=30, until_idle=True)
     assert stored_events(engine, stream) == produced
     [(dupes,)] = query(engine, "select count(*) - count(distinct key || metric || interval_start) "
@@ -146,7 +146,7 @@ def test_a_crash_between_commit_and_acknowledgement_loses_and_duplicates_nothing
     assert dupes == 0
     titles = [title(a) for a in sent]
     assert len(titles) == len(set(titles)) and len(titles) >= 1
-    assert pending(client, stream) == {"c1": 1}
+    assert pending(redis_client, stream) == {"c1": 1}
 
 
 def consumer_process(stream: str, name: str, warehouse: str, redis_url: str, log_path, *extra: str):
@@ -168,8 +168,8 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def test_sigkilled_consumer_restarts_without_losing_an_event_or_repeating_an_alert(
-        client, stream, tmp_path, redis_url):
-    produced = incident_stream(client, stream, seconds=160, rate=250)
+        redis_client, stream, tmp_path, redis_url):
+    produced = incident_stream(redis_client, stream, seconds=160, rate=250)
     warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
     engine = store.engine_for(warehouse)
     first = consumer_process(stream, "k", warehouse, redis_url, tmp_path / "first.log")
@@ -199,23 +199,23 @@ def test_sigkilled_consumer_restarts_without_losing_an_event_or_repeating_an_ale
     engine.dispose()
 
 
-def test_a_standby_claims_the_pending_entries_of_a_dead_consumer(client, stream, tmp_path, redis_url):
-    produced = producer.append(client, stream, producer.synthetic_events(START, 40, 200, seed=8))
+def test_a_standby_claims_the_pending_entries_of_a_dead_consumer(redis_client, stream, tmp_path, redis_url):
+    produced = producer.append(redis_client, stream, producer.synthetic_events(START, 40, 200, seed=8))
     warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
     engine = store.engine_for(warehouse)
     # A long lateness keeps the last 20 intervals open: their entries stay pending for "a".
     dead = consumer_process(stream, "a", warehouse, redis_url, tmp_path / "a.log", "--lateness", "20")
     try:
-        wait_for(lambda: stored_events(engine, stream) > 0 and pending(client, stream).get("a", 0) > 2000
-                 and client.xinfo_groups(stream)[0]["lag"] == 0, 60, "consumer a to read everything")
+        wait_for(lambda: stored_events(engine, stream) > 0 and pending(redis_client, stream).get("a", 0) > 2000
+                 and redis_client.xinfo_groups(stream)[0]["lag"] == 0, 60, "consumer a to read everything")
     finally:
         dead.send_signal(signal.SIGKILL)
         dead.wait(10)
-    orphaned = pending(client, stream)["a"]
-    producer.append(client, stream, [("search", START + 62.0, 1.0)])
-    standby = StreamConsumer(client, engine, config(stream, name="b", lateness=20.0), log=lambda _: None)
+    orphaned = pending(redis_client, stream)["a"]
+    producer.append(redis_client, stream, [("search", START + 62.0, 1.0)])
+    standby = StreamConsumer(redis_client, engine, config(stream, name="b", lateness=20.0), log=lambda _: None)
     standby.run(seconds=30, until_idle=True)
     assert standby.stats.claimed >= orphaned
     assert stored_events(engine, stream) == produced
-    assert pending(client, stream) == {"b": 1}  # only the event of the open interval
+    assert pending(redis_client, stream) == {"b": 1}  # only the event of the open interval
     engine.dispose()
