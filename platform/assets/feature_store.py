@@ -9,6 +9,8 @@ the online store (Redis, or the warehouse table without Redis) with a ``parity``
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import pandas as pd
@@ -32,8 +34,14 @@ FEATURE_STORE = "feature_store"
 IO = "warehouse_io_manager"
 
 
-def _offline(warehouse: WarehouseResource) -> OfflineStore:
-    return OfflineStore(warehouse.url, schema=warehouse.schema_name)
+@contextmanager
+def offline_store(warehouse: WarehouseResource) -> Iterator[OfflineStore]:
+    """The warehouse's offline store, disposed of when the block ends."""
+    offline = OfflineStore(warehouse.url, schema=warehouse.schema_name)
+    try:
+        yield offline
+    finally:
+        offline.dispose()
 
 
 def _online(redis: RedisResource, offline: OfflineStore):
@@ -49,22 +57,16 @@ def _view_asset(view: FeatureView, source: str, to_rows) -> dg.AssetsDefinition:
         started = time.perf_counter()
         computed_at = now_utc()
         rows = to_rows(table, computed_at)
-        offline = _offline(warehouse)
-        try:
+        with offline_store(warehouse) as offline:
             offline.write(view, rows, created_at=computed_at)
-        finally:
-            offline.dispose()
         metadata = health_metadata(rows[[view.entity, *view.feature_names]], key=(view.entity,), started=started)
         metadata.update(view.summary())
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset_check(asset=_asset, name="freshness")
     def _freshness(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        offline = _offline(warehouse)
-        try:
+        with offline_store(warehouse) as offline:
             state = offline.freshness(view)
-        finally:
-            offline.dispose()
         age = state["age_seconds"]
         text = "no history yet" if age is None else f"newest event {age / 3600:.1f} h old"
         return dg.AssetCheckResult(
@@ -80,11 +82,8 @@ def _online_asset(view: FeatureView) -> tuple:
               owners=[view.owner], deps=[view.name], kinds={"redis", "sql"},
               description=f"The latest value per entity of `{view.name}` in the online store.")
     def _asset(warehouse: WarehouseResource, redis: RedisResource) -> dg.MaterializeResult:
-        offline = _offline(warehouse)
-        try:
+        with offline_store(warehouse) as offline:
             result = materialize(view, offline, _online(redis, offline))
-        finally:
-            offline.dispose()
         return dg.MaterializeResult(metadata={
             health.ROW_COUNT: result.entities, health.DURATION_SECONDS: result.seconds,
             "online_store": result.store, "online_version": result.version,
@@ -92,11 +91,8 @@ def _online_asset(view: FeatureView) -> tuple:
 
     @dg.asset_check(asset=_asset, name="parity", blocking=False)
     def _parity(warehouse: WarehouseResource, redis: RedisResource) -> dg.AssetCheckResult:
-        offline = _offline(warehouse)
-        try:
+        with offline_store(warehouse) as offline:
             check = parity(view, offline, _online(redis, offline))
-        finally:
-            offline.dispose()
         return dg.AssetCheckResult(
             passed=check.passed, description=check.describe(), severity=dg.AssetCheckSeverity.ERROR,
             metadata={"entities_checked": check.checked, "mismatched": len(check.mismatched),

@@ -20,16 +20,21 @@ STREAMING = "streaming"
 WINDOW_SECONDS = 24 * 3600.0
 
 
+def _last_day(warehouse: WarehouseResource, read):
+    """The configured stream's name and ``read(engine, stream, since)`` over the last 24 hours."""
+    stream = stream_from_env()
+    engine = make_engine(warehouse.url)
+    try:
+        return stream, read(engine, stream, time.time() - WINDOW_SECONDS)
+    finally:
+        engine.dispose()
+
+
 @dg.asset(group_name=STREAMING, kinds={"redis", "sql"})
 def stream_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Scored metrics of the event stream (count, mean, null fraction per key and interval) over
     the last 24 hours, as the stream consumer stored them in `stream_scores`."""
-    stream = stream_from_env()
-    engine = make_engine(warehouse.url)
-    try:
-        summary = report.summarize(engine, stream, time.time() - WINDOW_SECONDS)
-    finally:
-        engine.dispose()
+    stream, summary = _last_day(warehouse, report.summarize)
     if not summary["rows"]:
         context.log.warning(f"no scores of stream {stream!r} in the last 24 hours: is `data-platform stream` running?")
     latest = "\n".join(f"| {r['key']} | {r['metric']} | {r['value']} | {r['score']:.2f} | {r['kind']} |"
@@ -48,12 +53,7 @@ def stream_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 @dg.asset_check(asset=stream_metrics, name="no_unacknowledged_alerts")
 def no_unacknowledged_stream_alerts(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Fails while the last 24 hours hold stream alerts that nobody acknowledged."""
-    stream = stream_from_env()
-    engine = make_engine(warehouse.url)
-    try:
-        alerts = report.unacknowledged_alerts(engine, stream, time.time() - WINDOW_SECONDS)
-    finally:
-        engine.dispose()
+    stream, alerts = _last_day(warehouse, report.unacknowledged_alerts)
     lines = "\n".join(f"- {a['title']}" for a in alerts[-20:])
     return dg.AssetCheckResult(
         passed=not alerts,
