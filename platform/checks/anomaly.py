@@ -38,14 +38,19 @@ DEFAULT_CHECK_NAME = "anomaly"
 # Run tag: the judged point is a known, legitimate change. The check passes and the point
 # joins the baseline (a new normal). Re-executing the check with this tag clears a past alert.
 EXPECTED_TAG = "data_platform/anomaly_expected"
-# Metadata this check writes and reads back to know which points to leave out of the baseline.
-IS_ANOMALY_KEY = "anomaly/is_anomaly"
-PARTITION_KEY = "anomaly/partition"
-STORAGE_ID_KEY = "anomaly/storage_id"
-POINTS_KEY = "anomaly/points"
-# The judged points' numeric metadata as one JSON text: later evaluations read history from it
-# instead of deserializing every stored materialization (the dominant cost at wide assets).
-SNAPSHOT_KEY = "anomaly/snapshot"
+# The check's bookkeeping, in ONE JSON entry that the UI shows as a single "[Show JSON]" row and
+# never plots: per judged materialization its storage id, partition, timestamp, run id, verdict
+# and numeric metadata. Later evaluations read it back to leave past anomalies out of the
+# baseline, and read history from it instead of deserializing every stored materialization
+# (the dominant cost at wide assets). Everything else in the metadata is for the user.
+STATE_KEY = "anomaly/state"
+STATE_VERSION = 1
+# The judged partition as the user reads it (the explanation names it too; the alerts use it).
+PARTITION_KEY = "partition"
+# Written before STATE_KEY (releases up to issue 18): still read, so stored verdicts keep counting.
+_LEGACY_POINTS_KEY = "anomaly/points"
+_LEGACY_SNAPSHOT_KEY = "anomaly/snapshot"
+_LEGACY_PARTITION_KEY = "anomaly/partition"
 _PAGE = 500
 # Safety net for unusual layouts (old partitions backfilled after newer ones): never scan more.
 _MAX_SCAN_FACTOR = 10
@@ -374,10 +379,11 @@ def _read_verdicts(
             evaluation = _evaluation(record)
             if evaluation is None:
                 continue
-            for storage_id, is_anomaly in _judged_points(evaluation.metadata):
+            judged, points = read_state(evaluation.metadata)
+            for storage_id, is_anomaly in judged:
                 if storage_id in wanted and storage_id not in flags:
                     flags[storage_id] = is_anomaly
-            for point in _snapshot_points(evaluation.metadata):
+            for point in points:
                 if point.storage_id in wanted and point.storage_id not in snapshots:
                     snapshots[point.storage_id] = point
         scanned += len(records)
@@ -390,14 +396,68 @@ def _read_verdicts(
     return flags, snapshots
 
 
-def _snapshot_points(metadata: Mapping[str, Any]) -> list[Point]:
-    raw = metadata.get(SNAPSHOT_KEY)
-    if not isinstance(raw, dg.TextMetadataValue):
+def state_value(judged: Sequence[PointVerdict]) -> dg.JsonMetadataValue:
+    """The bookkeeping entry (STATE_KEY) for the judged points, in the order judged."""
+    return dg.MetadataValue.json(
+        {
+            "v": STATE_VERSION,
+            "points": [
+                {
+                    "storage_id": j.point.storage_id,
+                    "partition": j.point.partition,
+                    "timestamp": j.point.timestamp,
+                    "run_id": j.point.run_id,
+                    "is_anomaly": j.is_anomaly,
+                    "metadata": j.point.metadata,
+                }
+                for j in judged
+            ],
+        }
+    )
+
+
+def read_state(metadata: Mapping[str, Any]) -> tuple[list[tuple[int, bool]], list[Point]]:
+    """From one evaluation's metadata: (storage id, was anomalous) per judged materialization,
+    and the judged points with their numeric metadata. Reads STATE_KEY, else the legacy keys;
+    a damaged entry only costs a read of the materializations."""
+    state = metadata.get(STATE_KEY)
+    if isinstance(state, dg.JsonMetadataValue) and isinstance(state.data, dict):
+        items = state.data.get("points")
+        items = items if isinstance(items, list) else []
+        return _judged_points(items), _snapshot_points(items)
+    legacy = metadata.get(_LEGACY_POINTS_KEY)
+    judged = _judged_points(legacy.data if isinstance(legacy, dg.JsonMetadataValue) else None)
+    snapshot = metadata.get(_LEGACY_SNAPSHOT_KEY)
+    items = None
+    if isinstance(snapshot, dg.TextMetadataValue):
+        try:
+            items = json.loads(snapshot.text)
+        except ValueError:
+            items = None
+    return judged, _snapshot_points(items)
+
+
+def judged_partition(metadata: Mapping[str, Any]) -> str | None:
+    """The partition an evaluation's verdict is about (None when unpartitioned)."""
+    for key in (PARTITION_KEY, _LEGACY_PARTITION_KEY):
+        value = metadata.get(key)
+        text = getattr(value, "text", value)
+        if isinstance(text, str) and text:
+            return text
+    return None
+
+
+def _judged_points(items: Any) -> list[tuple[int, bool]]:
+    if not isinstance(items, list):
         return []
-    try:
-        items = json.loads(raw.text)
-    except ValueError:
-        return []  # a damaged snapshot only costs a read of the materialization
+    return [
+        (int(item["storage_id"]), bool(item["is_anomaly"]))
+        for item in items
+        if isinstance(item, dict) and "storage_id" in item and "is_anomaly" in item
+    ]
+
+
+def _snapshot_points(items: Any) -> list[Point]:
     points = []
     for item in items if isinstance(items, list) else []:
         try:
@@ -488,17 +548,6 @@ def _evaluation(record: Any) -> dg.AssetCheckEvaluation | None:
     return data if isinstance(data, dg.AssetCheckEvaluation) else None
 
 
-def _judged_points(metadata: Mapping[str, Any]) -> list[tuple[int, bool]]:
-    raw = metadata.get(POINTS_KEY)
-    if isinstance(raw, dg.JsonMetadataValue) and isinstance(raw.data, list):
-        return [
-            (int(item["storage_id"]), bool(item["is_anomaly"]))
-            for item in raw.data
-            if isinstance(item, dict) and "storage_id" in item
-        ]
-    return []
-
-
 def _judge_walk_forward(
     asset_key: dg.AssetKey,
     current: list[Point],
@@ -564,36 +613,12 @@ def _result(
     verdict = headline.verdict
     point = headline.point
     metadata: dict[str, Any] = {
-        IS_ANOMALY_KEY: bool(anomalous),
-        STORAGE_ID_KEY: point.storage_id,
-        POINTS_KEY: dg.MetadataValue.json(
-            [
-                {
-                    "storage_id": j.point.storage_id,
-                    "partition": j.point.partition,
-                    "is_anomaly": j.is_anomaly,
-                }
-                for j in judged
-            ]
-        ),
-        SNAPSHOT_KEY: json.dumps(
-            [
-                {
-                    "storage_id": j.point.storage_id,
-                    "timestamp": j.point.timestamp,
-                    "run_id": j.point.run_id,
-                    "partition": j.point.partition,
-                    "metadata": j.point.metadata,
-                }
-                for j in judged
-            ],
-            separators=(",", ":"),
-        ),
         "history_points": verdict.history_points if verdict else 0,
         "flagged_metrics": len(verdict.flagged_metrics) if verdict else 0,
     }
     if point.partition is not None:
         metadata[PARTITION_KEY] = point.partition
+    metadata[STATE_KEY] = state_value(judged)
     worst = verdict.worst_metric() if verdict else None
     if worst is not None:
         metadata["metric"] = worst.name
@@ -792,26 +817,14 @@ def _write_benchmark_history(
                 check_name=DEFAULT_CHECK_NAME,
                 passed=not is_anomaly,
                 metadata={
-                    IS_ANOMALY_KEY: is_anomaly,
-                    POINTS_KEY: dg.MetadataValue.json(
-                        [
-                            {
-                                "storage_id": storage_id,
-                                "partition": partition,
-                                "is_anomaly": is_anomaly,
-                            }
-                        ]
-                    ),
                     "explanation": dg.MetadataValue.md(explanation),
-                    SNAPSHOT_KEY: json.dumps(
+                    STATE_KEY: state_value(
                         [
-                            {
-                                "storage_id": storage_id,
-                                "timestamp": record.timestamp,
-                                "run_id": record.run_id,
-                                "partition": partition,
-                                "metadata": dict(metrics),
-                            }
+                            PointVerdict(
+                                Point(storage_id, record.timestamp, record.run_id, partition, metrics),
+                                None,
+                                is_anomaly,
+                            )
                         ]
                     ),
                 },

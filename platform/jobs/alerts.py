@@ -24,6 +24,7 @@ import dagster as dg
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from data_platform.checks.anomaly import judged_partition
 from data_platform.quality.alerting import (
     Alert,
     CheckState,
@@ -218,7 +219,7 @@ def to_evaluation(record: dg.EventLogRecord) -> Evaluation | None:
         check_name=data.check_name,
         passed=bool(data.passed),
         severity=data.severity.value if data.severity is not None else "ERROR",
-        partition=data.partition or _str_or_none(_value(metadata.get("anomaly/partition"))),
+        partition=data.partition or judged_partition(metadata),
         description=data.description or "",
         metric=metric if isinstance(metric, str) else None,
         observed=_number(metadata.get("observed")),
@@ -232,10 +233,6 @@ def to_evaluation(record: dg.EventLogRecord) -> Evaluation | None:
 
 def _value(value: Any) -> Any:
     return getattr(value, "value", value)
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _number(value: Any) -> float | None:

@@ -20,6 +20,7 @@ from dagster._core.instance.utils import RUNLESS_RUN_ID
 
 from data_platform.checks import (
     EXPECTED_TAG,
+    STATE_KEY,
     build_anomaly_checks,
     evaluate_anomaly,
     run_check_benchmark,
@@ -111,11 +112,63 @@ def test_check_fails_on_exactly_the_incident_partitions(daily_history):
     _, evaluations = daily_history
     failed = [day for day, ev in evaluations.items() if not ev.passed]
     assert failed == [DAYS[i] for i in sorted(INCIDENTS)]
-    assert evaluations[DAYS[14]].metadata["anomaly/is_anomaly"].value is True
-    assert evaluations[DAYS[14]].metadata["anomaly/partition"].text == DAYS[14]
+    assert evaluations[DAYS[14]].metadata["partition"].text == DAYS[14]
+    state = evaluations[DAYS[14]].metadata[STATE_KEY].data
+    assert [p["is_anomaly"] for p in state["points"]] == [True]
     assert evaluations[DAYS[14]].severity == dg.AssetCheckSeverity.WARN
     # Each evaluation records its own cost (the demo adds it to the compute it reports).
     assert all(0 < ev.metadata["duration_seconds"].value < 60 for ev in evaluations.values())
+
+
+def test_bookkeeping_is_one_json_entry_and_the_rest_reads_as_a_verdict(daily_history):
+    _, evaluations = daily_history
+    for evaluation in (evaluations[DAYS[3]], evaluations[DAYS[14]], evaluations[DAYS[20]]):
+        metadata = evaluation.metadata
+        # The UI lists every entry and plots every number: only the verdict's own are there.
+        assert [k for k in metadata if k.startswith("anomaly/")] == [STATE_KEY]
+        assert isinstance(metadata[STATE_KEY], dg.JsonMetadataValue)
+        assert not any(isinstance(v, dg.TextMetadataValue) and len(v.text) > 200 for v in metadata.values())
+        numbers = {k for k, v in metadata.items() if isinstance(v, dg.IntMetadataValue | dg.FloatMetadataValue)}
+        assert numbers <= {"history_points", "flagged_metrics", "observed", "expected", "lower",
+                           "upper", "score", "duration_seconds"}
+
+
+def test_evaluations_stored_with_the_legacy_keys_still_exclude_their_anomalies():
+    with ephemeral() as instance:
+        for i, day in enumerate(DAYS[:9]):
+            metadata = {**normal_metadata(i), ROW_COUNT: 6000} if i == 4 else normal_metadata(i)
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(orders_daily.key, partition=day, metadata=metadata)
+            )
+            record = instance.fetch_materializations(orders_daily.key, limit=1).records[0]
+            # What releases before `anomaly/state` wrote (no snapshot: read from the events).
+            instance.report_runless_asset_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=orders_daily.key,
+                    check_name="anomaly",
+                    passed=i != 4,
+                    metadata={
+                        "anomaly/partition": day,
+                        "anomaly/points": dg.MetadataValue.json(
+                            [{"storage_id": record.storage_id, "partition": day, "is_anomaly": i == 4}]
+                        ),
+                    },
+                )
+            )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(orders_daily.key, partition=DAYS[9], metadata=normal_metadata(9))
+        )
+        spy = Spy()
+        evaluate_anomaly(
+            instance,
+            orders_daily.key,
+            run_tags={"dagster/partition": DAYS[9]},
+            partitions_def=DAILY,
+            detector=spy,
+        )
+        history, _, excluded = spy.calls[-1]
+        assert len(history) == 9
+        assert excluded == [i == 4 for i in range(9)]
 
 
 def test_cold_start_passes_and_says_it_is_learning(daily_history):
@@ -360,10 +413,10 @@ def test_a_run_over_several_partitions_judges_each_walking_forward():
             detector=spy,
         )
         assert not result.passed
-        points = result.metadata["anomaly/points"].data
+        points = result.metadata[STATE_KEY].data["points"]
         assert [p["partition"] for p in points] == DAYS[10:13]
         assert [p["is_anomaly"] for p in points] == [False, True, False]
-        assert result.metadata["anomaly/partition"].text == DAYS[11]
+        assert result.metadata["partition"].text == DAYS[11]
         # Day 12 learnt from day 10 (judged normal in this run) but not from day 11.
         history, _, excluded = spy.calls[-1]
         assert len(history) == 12 and excluded[-1] is True and not any(excluded[:-1])
