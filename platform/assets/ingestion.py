@@ -81,6 +81,8 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
                 "file_lines_accepted": lines.accepted,
                 "file_lines_rejected": lines.rejected,
                 "file_lines_header_or_blank": lines.header + lines.blank,
+                # Lines not valid in the file's encoding, read with the declared encoding_fallback.
+                "file_lines_decoded_with_fallback": lines.decoded_with_fallback,
             }
             if lines is not None
             else {}

@@ -15,6 +15,9 @@ Reading rules:
 - files may be plain or gzip'd (``.gz``); a folder means every matching file in name order;
 - CSV and labelled text are UTF-8 unless a byte-order mark says otherwise (UTF-8 or UTF-16 BOM);
   polarity files and MovieLens' ``u.item`` are Latin-1; line endings may be LF, CRLF or CR;
+- the option ``encoding_fallback=<encoding>`` (e.g. ``orders_csv:data/orders?encoding_fallback=latin-1``)
+  decodes a line that is not valid in the file's encoding with that encoding instead of
+  rejecting it; such lines are counted in ``LoadResult.lines.decoded_with_fallback``;
 - line numbers are physical line numbers (1 = the header of a CSV), of the first line of a record;
 - blank lines carry no data and are not rows;
 - labelled text is split on the LAST tab with quoting disabled: quotes are part of the text.
@@ -50,7 +53,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_platform.sources.records import Records, check_columns, decode_lines, read_records
+from data_platform.sources.records import (
+    Records,
+    check_columns,
+    check_fallback_encoding,
+    decode_lines,
+    read_records,
+)
 from data_platform.sources.result import (
     REJECT_COLUMNS,
     LineTally,
@@ -61,6 +70,9 @@ from data_platform.sources.result import (
 from data_platform.sources.schemas import SCHEMAS
 
 UNDATED_START = date(2025, 1, 1)
+# Source option (``kind:path?encoding_fallback=latin-1``): lines not valid in the file's encoding
+# are decoded with this one instead of rejected, and counted.
+ENCODING_FALLBACK = "encoding_fallback"
 UNDATED_DAYS = 28
 DATED_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.csv(\.gz)?$")
 # Online Retail stock codes of products are 5 digits with an optional variant suffix; the rest
@@ -314,19 +326,20 @@ def file_date(path: Path) -> date | None:
         return None
 
 
-def cached(parse: Callable[[Path], object]) -> Callable[[Path], object]:
-    """Memoize a per-file parser on (path, size, mtime): a re-written file is parsed again."""
+def cached(parse: Callable[..., object]) -> Callable[..., object]:
+    """Memoize a per-file parser on (path, size, mtime, fallback encoding): a re-written file is
+    parsed again."""
 
     @lru_cache(maxsize=1024)
-    def by_stat(path: str, size: int, mtime_ns: int):
-        return parse(Path(path))
+    def by_stat(path: str, size: int, mtime_ns: int, fallback: str | None):
+        return parse(Path(path), fallback)
 
-    def wrapper(path: Path):
+    def wrapper(path: Path, fallback: str | None = None):
         try:
             stat = path.stat()
         except OSError:
             raise SourceError(path, "file not found") from None
-        return by_stat(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return by_stat(str(path.resolve()), stat.st_size, stat.st_mtime_ns, fallback)
 
     wrapper.cache_clear = by_stat.cache_clear  # type: ignore[attr-defined]
     wrapper.cache_info = by_stat.cache_info  # type: ignore[attr-defined]
@@ -446,8 +459,8 @@ def line_numbers_in_orders(records: Records, order_column: str) -> dict[int, int
 
 
 @cached
-def parse_retail_file(path: Path) -> Parsed:
-    records = read_records(path)
+def parse_retail_file(path: Path, fallback: str | None = None) -> Parsed:
+    records = read_records(path, fallback=fallback)
     check_columns(path, records, RETAIL_COLUMNS)
     parsed = parse_with_rejects(path, records, RETAIL_FIELDS, "ordered_at")
     positions = line_numbers_in_orders(records, "InvoiceNo")
@@ -467,14 +480,14 @@ def retail_files(path: Path, start: date | None, end: date | None) -> list[Path]
     return files
 
 
-def load_online_retail(path: Path, entity: str, start, end) -> LoadResult:
+def load_online_retail(path: Path, entity: str, start, end, fallback=None) -> LoadResult:
     if entity == "orders":
         files = retail_files(path, start, end)
-        parsed = [parse_retail_file(f) for f in files]
+        parsed = [parse_retail_file(f, fallback) for f in files]
         data, rejected = select(parsed, "ordered_at", start, end)
         return result("orders", data, rejected, files, line_tally(parsed))
     files = retail_files(path, None, None)
-    data, _ = select([parse_retail_file(f) for f in files], None, None, None)
+    data, _ = select([parse_retail_file(f, fallback) for f in files], None, None, None)
     if entity == "products":
         return result("products", retail_products(data), empty_rejects(), files)
     return result("customers", retail_customers(data), empty_rejects(), files)
@@ -544,8 +557,8 @@ ORDERS_CSV_FIELDS = {
 
 
 @cached
-def parse_orders_csv_file(path: Path) -> Parsed:
-    records = read_records(path)
+def parse_orders_csv_file(path: Path, fallback: str | None = None) -> Parsed:
+    records = read_records(path, fallback=fallback)
     check_columns(path, records, ORDERS_CSV_COLUMNS)
     fields = dict(ORDERS_CSV_FIELDS)
     # Country is optional in this format: without the column it is unknown for every row.
@@ -563,9 +576,9 @@ def parse_orders_csv_file(path: Path) -> Parsed:
     return dataclasses.replace(parsed, data=data)
 
 
-def load_orders_csv(path: Path, entity: str, start, end) -> LoadResult:
+def load_orders_csv(path: Path, entity: str, start, end, fallback=None) -> LoadResult:
     files = list_files(path, suffixes=(".csv",))
-    parsed = [parse_orders_csv_file(f) for f in files]
+    parsed = [parse_orders_csv_file(f, fallback) for f in files]
     data, rejected = select(parsed, "ordered_at", start, end)
     return result("orders", data, rejected, files, line_tally(parsed))
 
@@ -581,22 +594,23 @@ ML_RATING_FIELDS = {
 
 
 @cached
-def parse_ml_ratings(path: Path) -> Parsed:
+def parse_ml_ratings(path: Path, fallback: str | None = None) -> Parsed:
     if path.name.removesuffix(".gz") == "u.data":
         records = read_records(
             path,
             delimiter="\t",
             header=["userId", "movieId", "rating", "timestamp"],
             quoting=csv.QUOTE_NONE,
+            fallback=fallback,
         )
     else:
-        records = read_records(path)
+        records = read_records(path, fallback=fallback)
         check_columns(path, records, ["userId", "movieId", "rating", "timestamp"])
     return parse_with_rejects(path, records, ML_RATING_FIELDS, "rated_at")
 
 
 @cached
-def parse_ml_movies(path: Path) -> Parsed:
+def parse_ml_movies(path: Path, fallback: str | None = None) -> Parsed:
     if path.name.removesuffix(".gz") == "u.item":
         header = ["movieId", "title", "release", "video", "url", *ML100K_GENRES]
         records = read_records(
@@ -616,7 +630,7 @@ def parse_ml_movies(path: Path) -> Parsed:
         first_genre = flags.idxmax(axis=1).where(flags.any(axis=1))
         category = parsed.data["product_id"].map(first_genre.groupby(level=0).first())
     else:
-        records = read_records(path)
+        records = read_records(path, fallback=fallback)
         check_columns(path, records, ["movieId", "title", "genres"])
         fields = {
             "product_id": Field("movieId", parse_id, True),
@@ -631,9 +645,9 @@ def parse_ml_movies(path: Path) -> Parsed:
 
 
 @cached
-def parse_ml_users(path: Path) -> Parsed:
+def parse_ml_users(path: Path, fallback: str | None = None) -> Parsed:
     header = ["userId", "age", "gender", "occupation", "zip"]
-    records = read_records(path, delimiter="|", header=header, quoting=csv.QUOTE_NONE)
+    records = read_records(path, delimiter="|", header=header, quoting=csv.QUOTE_NONE, fallback=fallback)
     parsed = parse_with_rejects(
         path, records, {"customer_id": Field("userId", parse_id, True)}, None
     )
@@ -651,28 +665,28 @@ def movielens_file(folder: Path, *names: str) -> Path | None:
     return None
 
 
-def load_movielens(path: Path, entity: str, start, end) -> LoadResult:
+def load_movielens(path: Path, entity: str, start, end, fallback=None) -> LoadResult:
     ratings = movielens_file(path, "u.data", "ratings.csv")
     if ratings is None:
         raise SourceError(path, "no u.data or ratings.csv: not a MovieLens folder")
     if entity == "ratings":
-        parsed = [parse_ml_ratings(ratings)]
+        parsed = [parse_ml_ratings(ratings, fallback)]
         data, rejected = select(parsed, "rated_at", start, end)
         return result("ratings", data, rejected, [ratings], line_tally(parsed))
     if entity == "products":
         movies = movielens_file(path, "u.item", "movies.csv")
         if movies is None:
             raise SourceError(path, "no u.item or movies.csv: MovieLens folder without movies")
-        parsed = [parse_ml_movies(movies)]
+        parsed = [parse_ml_movies(movies, fallback)]
         data, rejected = select(parsed, None, None, None)
         return result("products", data, rejected, [movies], line_tally(parsed))
     users = movielens_file(path, "u.user")
     if users is not None:
-        parsed = [parse_ml_users(users)]
+        parsed = [parse_ml_users(users, fallback)]
         data, rejected = select(parsed, None, None, None)
         return result("customers", data, rejected, [users], line_tally(parsed))
     # ml-latest has no user file: users are known by their ratings, signed up at the first one.
-    data, _ = select([parse_ml_ratings(ratings)], None, None, None)
+    data, _ = select([parse_ml_ratings(ratings, fallback)], None, None, None)
     first = data.sort_values("rated_at", kind="stable").drop_duplicates("user_id")
     customers = pd.DataFrame(
         {
@@ -693,8 +707,8 @@ def review_ids(file_name: str, lines: np.ndarray) -> list[str]:
 
 
 @cached
-def parse_labelled_text(path: Path) -> Parsed:
-    decoded = decode_lines(path, "utf-8")
+def parse_labelled_text(path: Path, fallback: str | None = None) -> Parsed:
+    decoded = decode_lines(path, "utf-8", fallback)
     rows, rejects, blank = [], [], 0
     for number, line in enumerate(decoded.lines, start=1):
         content = line.rstrip("\r\n")
@@ -717,13 +731,15 @@ def parse_labelled_text(path: Path) -> Parsed:
             rejects.append((number, "text", sentence, NUL_REASON, content))
         else:
             rows.append((number, sentence, int(label.strip())))
-    return sentence_frame(path, rows, rejects, LineTally(len(decoded.lines), blank=blank))
+    counted = LineTally(len(decoded.lines), blank=blank, decoded_with_fallback=len(decoded.fallback))
+    return sentence_frame(path, rows, rejects, counted)
 
 
 @cached
-def parse_polarity(path: Path) -> Parsed:
+def parse_polarity(path: Path, fallback: str | None = None) -> Parsed:
     label = 1 if path.name.removesuffix(".gz").endswith(".pos") else 0
-    lines = decode_lines(path, "latin-1").lines  # every byte is a Latin-1 character
+    # Every byte is a Latin-1 character: nothing is left for a fallback to decode.
+    lines = decode_lines(path, "latin-1").lines
     rows, rejects, blank = [], [], 0
     for number, line in enumerate(lines, start=1):
         content = line.rstrip("\r\n")
@@ -772,8 +788,8 @@ def undated_anchor(options: dict | None) -> date:
         raise SourceError(str(raw), "start date of undated rows must be YYYY-MM-DD") from None
 
 
-def load_sentences(path: Path, parse, files: list[Path], start, end, options) -> LoadResult:
-    parsed = [parse(f) for f in files]
+def load_sentences(path: Path, parse, files: list[Path], start, end, options, fallback=None) -> LoadResult:
+    parsed = [parse(f, fallback) for f in files]
     data = pd.concat([p.data for p in parsed], ignore_index=True)
     anchor = pd.Timestamp(undated_anchor(options))
     offsets = (np.arange(len(data), dtype=np.int64) * (UNDATED_DAYS * 86_400)) // max(len(data), 1)
@@ -800,12 +816,12 @@ def reject_window(parsed: list[Parsed], anchor: pd.Timestamp, start, end) -> np.
     return np.concatenate(keep) if keep else np.zeros(0, dtype=bool)
 
 
-def load_labelled_text(path: Path, entity: str, start, end, options=None) -> LoadResult:
+def load_labelled_text(path: Path, entity: str, start, end, options=None, fallback=None) -> LoadResult:
     files = list_files(path, suffixes=(".txt", ".tsv"))
-    return load_sentences(path, parse_labelled_text, files, start, end, options)
+    return load_sentences(path, parse_labelled_text, files, start, end, options, fallback)
 
 
-def load_polarity(path: Path, entity: str, start, end, options=None) -> LoadResult:
+def load_polarity(path: Path, entity: str, start, end, options=None, fallback=None) -> LoadResult:
     if path.is_file():
         raise SourceError(
             path, "polarity source must be a folder with rt-polarity.pos and rt-polarity.neg"
@@ -813,7 +829,7 @@ def load_polarity(path: Path, entity: str, start, end, options=None) -> LoadResu
     files = [find_member(path, name) for name in ("rt-polarity.neg", "rt-polarity.pos")]
     if not path.is_dir() or None in files:
         raise SourceError(path, "folder must hold rt-polarity.pos and rt-polarity.neg")
-    return load_sentences(path, parse_polarity, files, start, end, options)
+    return load_sentences(path, parse_polarity, files, start, end, options, fallback)
 
 
 # ---------------------------------------------------------------- entry point
@@ -861,9 +877,10 @@ def load_file_source(
             f"{kind}:{path}", f"a {kind} source provides {list(provided)}, not {entity!r}"
         )
     loader = LOADERS[kind]
+    fallback = check_fallback_encoding(f"{kind}:{path}", (options or {}).get(ENCODING_FALLBACK))
     if kind in ("labelled_text", "polarity"):
-        return loader(Path(path), entity, start, end, options)
-    return loader(Path(path), entity, start, end)
+        return loader(Path(path), entity, start, end, options, fallback=fallback)
+    return loader(Path(path), entity, start, end, fallback=fallback)
 
 
 def clear_cache() -> None:

@@ -4,7 +4,11 @@ Decoding is line by line when it has to be: a line holding bytes that are not va
 file's encoding is rejected alone (``bytes not valid utf-8 ...``) and the other lines load. A file
 where more than one non-blank line in ten (``MAX_UNDECODABLE_SHARE``) is undecodable, whose
 header is undecodable, or that looks like UTF-16 without a byte-order mark is in another encoding
-altogether: that raises one `SourceError` naming the file and the encoding.
+altogether: that raises one `SourceError` naming the file and the encoding. A source may declare
+a fallback encoding (``encoding_fallback=latin-1``): a line that is not valid in the file's
+encoding is then decoded with the fallback and read like any other line, and counted
+(`LineTally.decoded_with_fallback`); only lines that neither encoding decodes are rejected, and
+only those count towards ``MAX_UNDECODABLE_SHARE``.
 
 CSV records may span lines (RFC 4180: a quoted field holds line breaks). A quote that opens a
 field and does not close on a plausible record boundary is a broken line, not a long field: the
@@ -67,6 +71,29 @@ class DecodedLines:
     lines: list[str]  # physical lines with their line endings
     undecodable: dict[int, str] = field(default_factory=dict)  # 0-based line index -> reason
     encoding: str = "utf-8"
+    fallback: set[int] = field(default_factory=set)  # 0-based indexes decoded with the fallback
+
+
+def check_fallback_encoding(where: str | Path, name: str | None) -> str | None:
+    """The declared fallback encoding, or None; one that cannot decode a single line raises.
+
+    A fallback decodes the bytes of one physical line, split where the file's encoding has its
+    line breaks: it must write a line break as the bytes of ASCII (UTF-16 and UTF-32 do not).
+    """
+    if name is None or not str(name).strip():
+        return None
+    name = str(name).strip()
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise SourceError(where, f"encoding_fallback {name!r}: unknown encoding") from None
+    if "\r\n".encode(name) != b"\r\n":
+        raise SourceError(
+            where,
+            f"encoding_fallback {name!r}: decodes whole files only, not single lines "
+            "(use a single-byte encoding such as latin-1 or cp1252)",
+        )
+    return name
 
 
 def looks_like_utf16(raw: bytes) -> bool:
@@ -79,8 +106,9 @@ def looks_like_utf16(raw: bytes) -> bool:
     return (share(odd) >= 0.9 and share(even) <= 0.1) or (share(even) >= 0.9 and share(odd) <= 0.1)
 
 
-def decode_lines(path: Path, encoding: str = "utf-8") -> DecodedLines:
-    """The physical lines of a file; a BOM overrides `encoding`; undecodable lines are marked."""
+def decode_lines(path: Path, encoding: str = "utf-8", fallback: str | None = None) -> DecodedLines:
+    """The physical lines of a file; a BOM overrides `encoding`; a line that `encoding` cannot
+    decode is decoded with `fallback` when one is declared, else marked undecodable."""
     raw = read_bytes(path)
     for bom, name in (
         (codecs.BOM_UTF8, "utf-8"),
@@ -107,10 +135,10 @@ def decode_lines(path: Path, encoding: str = "utf-8") -> DecodedLines:
                 f"bytes not valid {encoding} at line {line} (byte {exc.start}): "
                 f"{raw[exc.start : exc.end]!r}",
             ) from None
-    return decode_line_by_line(path, raw, encoding)
+    return decode_line_by_line(path, raw, encoding, fallback)
 
 
-def decode_line_by_line(path: Path, raw: bytes, encoding: str) -> DecodedLines:
+def decode_line_by_line(path: Path, raw: bytes, encoding: str, fallback: str | None = None) -> DecodedLines:
     out = DecodedLines([], encoding=encoding)
     first = None  # (line, byte offset in the file, bad bytes) of the first undecodable line
     offset = 0
@@ -118,10 +146,19 @@ def decode_line_by_line(path: Path, raw: bytes, encoding: str) -> DecodedLines:
         try:
             out.lines.append(piece.decode(encoding))
         except UnicodeDecodeError as exc:
+            if fallback is not None:
+                try:
+                    out.lines.append(piece.decode(fallback))
+                    out.fallback.add(index)
+                    offset += len(piece)
+                    continue
+                except UnicodeDecodeError:
+                    pass
             bad = piece[exc.start : exc.end]
             out.lines.append(piece.decode(encoding, errors="backslashreplace"))
+            nor = f" nor {fallback}" if fallback is not None else ""
             out.undecodable[index] = (
-                f"bytes not valid {encoding} at line {index + 1}, column {exc.start + 1}: {bad!r}"
+                f"bytes not valid {encoding}{nor} at line {index + 1}, column {exc.start + 1}: {bad!r}"
             )
             if first is None:
                 first = (index + 1, offset + exc.start, bad)
@@ -152,6 +189,7 @@ class Records:
     total_lines: int = 0
     header_lines: int = 0
     blank_lines: int = 0
+    fallback_lines: int = 0
 
     def tally(self, accepted: int, rejected: int) -> LineTally:
         return LineTally(
@@ -160,6 +198,7 @@ class Records:
             rejected=rejected,
             header=self.header_lines,
             blank=self.blank_lines,
+            decoded_with_fallback=self.fallback_lines,
         )
 
 
@@ -231,12 +270,14 @@ def read_records(
     delimiter: str = ",",
     header: list[str] | None = None,
     quoting: int = csv.QUOTE_MINIMAL,
+    fallback: str | None = None,
 ) -> Records:
-    """CSV records with their line numbers; `header=None` reads it from the first record."""
-    decoded = decode_lines(path, encoding)
+    """CSV records with their line numbers; `header=None` reads it from the first record;
+    `fallback` decodes the lines that `encoding` cannot (see `decode_lines`)."""
+    decoded = decode_lines(path, encoding, fallback)
     lines, undecodable = decoded.lines, decoded.undecodable
     dialect = {"delimiter": delimiter, "quoting": quoting, "strict": True}
-    out = Records(header=list(header or []), total_lines=len(lines))
+    out = Records(header=list(header or []), total_lines=len(lines), fallback_lines=len(decoded.fallback))
     need_header = header is None
     width = None if need_header else len(out.header)
     breaks = sorted(undecodable)

@@ -29,7 +29,9 @@ class LineTally:
 
     Each line is in an accepted record, in a rejected record, in a header, or blank; counting
     lines as well as records shows a record that swallowed the lines after it (a multi-line
-    reject) and proves that no line went missing.
+    reject) and proves that no line went missing. `decoded_with_fallback` counts the lines, of
+    any of those kinds, that were not valid in the file's encoding and were decoded with the
+    source's declared fallback encoding.
     """
 
     total: int = 0
@@ -37,6 +39,7 @@ class LineTally:
     rejected: int = 0
     header: int = 0
     blank: int = 0
+    decoded_with_fallback: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -49,6 +52,7 @@ class LineTally:
             self.rejected + other.rejected,
             self.header + other.header,
             self.blank + other.blank,
+            self.decoded_with_fallback + other.decoded_with_fallback,
         )
 
 
