@@ -71,8 +71,9 @@ class CrashBeforeCommitStore(TableStore):
         ).scalar_one()
         seen["open_transactions"] = count(
             self.url,
+            # Client backends only: an autovacuum worker also has a transaction and a database.
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
         )
         seen["pid_before"] = cluster.postmaster_pid()
         cluster.crash()
