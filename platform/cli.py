@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
+from datetime import date, timedelta
 from pathlib import Path
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
@@ -109,6 +110,8 @@ class RunLog:
         self.rows: dict[str, Counter] = defaultdict(Counter)
         self.reasons: dict[str, Counter] = defaultdict(Counter)
         self.failed_checks: list[tuple[str, str, str]] = []
+        # Every check evaluation: (partition, asset, check, passed, learning text or "").
+        self.evaluations: list[tuple[str, str, str, bool, str]] = []
         self.checks_run = 0
         self.materializations = 0
 
@@ -142,10 +145,107 @@ class RunLog:
             duration = evaluation.metadata.get("duration_seconds")
             if duration is not None:
                 self.compute_seconds += float(duration.value)
+            asset = evaluation.asset_key.to_user_string()
             if not evaluation.passed:
-                self.failed_checks.append(
-                    (partition or "-", evaluation.asset_key.to_user_string(), evaluation.check_name)
-                )
+                self.failed_checks.append((partition or "-", asset, evaluation.check_name))
+            learning = evaluation.metadata.get("learning")
+            learning_text = getattr(learning, "text", "")
+            self.evaluations.append((
+                partition or "-", asset, evaluation.check_name, evaluation.passed,
+                learning_text if learning_text.startswith("learning") else "",
+            ))
+
+
+def injected_incidents(partition_keys: list[str]) -> list:
+    """The synthetic calendar's incidents on the demo's days, for the entities that are synthetic
+    (none with DATA_PLATFORM_SYNTHETIC_INCIDENTS=0)."""
+    from datetime import date, timedelta
+
+    from data_platform.resources.source import SYNTHETIC, source_resource_from_env, specs_from_env
+    from data_platform.sources import synthetic
+
+    source = source_resource_from_env()
+    if not source.synthetic_incidents or not partition_keys:
+        return []
+    synthetic_entities = {e for e, spec in specs_from_env().items() if spec == SYNTHETIC}
+    start = date.fromisoformat(partition_keys[0])
+    end = date.fromisoformat(partition_keys[-1]) + timedelta(days=1)
+    return [i for i in synthetic.incidents(start, end, seed=source.seed) if i.entity in synthetic_entities]
+
+
+INCIDENT_OUTCOMES = {"caught": "caught", "learning": "not judged (learning)", "missed": "missed",
+                     "unchecked": "not checked"}
+
+
+def incident_outcomes(incidents: list, evaluations: list[tuple[str, str, str, bool, str]]) -> list[tuple]:
+    """(incident, outcome, text) per incident, from the checks of its entity's assets that day:
+    caught (a check failed), learning (none failed and every anomaly check was still learning:
+    not judged), missed (judged normal) or unchecked (no check ran)."""
+    from data_platform.quality.platform_bench import ASSET_ENTITY
+
+    def entity_of(asset: str) -> str:
+        return ASSET_ENTITY.get(asset) or asset.split("_", 1)[0]
+
+    out = []
+    for incident in incidents:
+        day = incident.day.isoformat()
+        mine = [e for e in evaluations if e[0] == day and entity_of(e[1]) == incident.entity]
+        failed = [f"{asset} {check}" for _, asset, check, passed, _ in mine if not passed]
+        anomaly = [learning for _, _, check, _, learning in mine if check == "anomaly"]
+        if failed:
+            out.append((incident, "caught", "caught by " + ", ".join(failed)))
+        elif anomaly and all(anomaly):
+            out.append((incident, "learning", f"not judged ({anomaly[0]} of history; "
+                                              f"the checks pass while they learn)"))
+        elif mine:
+            out.append((incident, "missed", "missed (judged normal)"))
+        else:
+            out.append((incident, "unchecked", "not checked (no check ran on its assets that day)"))
+    return out
+
+
+DEFAULT_DEMO_DAYS = 28
+
+
+def pin_partition_start(instance, first_day=None) -> str | None:
+    """Start the daily partitions where this instance's data starts, not at DEFAULT_START_DATE.
+
+    Synthetic sources have data for any day, so the partitions would otherwise start on
+    2025-01-01 and the catalog count every day since as missing. The start is the instance's
+    earliest materialized daily partition, or `first_day` (the demo's first) if earlier: it only
+    ever moves back, so nothing stored falls outside. Set as DATA_PLATFORM_START_DATE for the
+    definitions (and every process `dev` starts). None, and no change, when that variable is
+    set or an event source is a file or a database (its data sets the range)."""
+    import dagster as dg
+
+    from data_platform.assets.partitions import DEFAULT_START_DATE
+    from data_platform.resources.source import SYNTHETIC, specs_from_env
+    from data_platform.sources.schemas import EVENT_ENTITIES
+
+    if os.environ.get("DATA_PLATFORM_START_DATE"):
+        return None
+    specs = specs_from_env()
+    if any(specs[entity] != SYNTHETIC for entity in EVENT_ENTITIES):
+        return None
+    candidates = [max(first_day, DEFAULT_START_DATE)] if first_day is not None else []
+    for entity in EVENT_ENTITIES:
+        for key in instance.get_materialized_partitions(dg.AssetKey(f"{entity}_raw")):
+            try:
+                candidates.append(date.fromisoformat(key))
+            except ValueError:
+                continue
+    if not candidates:
+        return None
+    start = min(candidates).isoformat()
+    os.environ["DATA_PLATFORM_START_DATE"] = start
+    return start
+
+
+def last_daily_partition() -> date:
+    """The latest complete day, as Dagster's daily partitions count it (UTC)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def preflight_problems() -> list[str]:
@@ -183,11 +283,17 @@ def run_demo(days: int, end: str | None = None) -> int:
 
     from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB
 
+    instance = dg.DagsterInstance.get()
+    try:
+        last = date.fromisoformat(end) if end is not None else last_daily_partition()
+    except ValueError:
+        print(f"--end {end} is not a date (YYYY-MM-DD)")
+        return EXIT_CONFIG
+    start = pin_partition_start(instance, last - timedelta(days=days - 1))
     defs = load_definitions()
     if defs is None:
         return EXIT_CONFIG
 
-    instance = dg.DagsterInstance.get()
     daily = defs.resolve_job_def(DAILY_JOB)
     all_keys = daily.partitions_def.get_partition_keys()
     if end is not None:
@@ -201,7 +307,11 @@ def run_demo(days: int, end: str | None = None) -> int:
         return EXIT_CONFIG
     print(f"data-platform demo: {len(partition_keys)} daily partitions "
           f"{partition_keys[0]} .. {partition_keys[-1]}\n  instance:  {home}\n  warehouse: {warehouse}")
+    if start is not None:
+        print(f"  partitions start {start}, where this instance's data starts "
+              f"(DATA_PLATFORM_START_DATE overrides)")
     log = RunLog()
+    incidents = injected_incidents(partition_keys)
     started = time.perf_counter()
 
     def run(label: str, job_name: str, partition_key: str | None = None) -> None:
@@ -241,7 +351,7 @@ def run_demo(days: int, end: str | None = None) -> int:
               f"stays 'started' in the instance (terminate it in the UI)", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     total = time.perf_counter() - started
-    print_summary(log, total)
+    print_summary(log, total, incidents)
     # Failing checks are the demo working (incidents are injected); a broken step is not.
     return EXIT_BROKEN if log.broken_runs else EXIT_OK
 
@@ -277,7 +387,7 @@ def _in_worker_thread(execute):
     return outcome["result"]
 
 
-def print_summary(log: RunLog, total: float) -> None:
+def print_summary(log: RunLog, total: float, incidents: list | None = None) -> None:
     print()
     print(f"Summary: {len(log.steps)} runs in {total:.1f}s, {log.materializations} materializations, "
           f"{log.checks_run} check evaluations, {len(log.failed_checks)} failed")
@@ -299,6 +409,14 @@ def print_summary(log: RunLog, total: float) -> None:
         print("Failing checks (partition, asset, check):")
         for partition, asset, check in log.failed_checks:
             print(f"  {partition}  {asset}  {check}")
+    if incidents:
+        outcomes = incident_outcomes(incidents, log.evaluations)
+        counts = Counter(outcome for _, outcome, _ in outcomes)
+        tally = ", ".join(f"{counts[k]} {label}" for k, label in INCIDENT_OUTCOMES.items() if counts[k])
+        print(f"Injected incidents (synthetic calendar, DATA_PLATFORM_SYNTHETIC_INCIDENTS): "
+              f"{len(outcomes)}: {tally}")
+        for incident, _, text in outcomes:
+            print(f"  {incident.day}  {incident.entity:<11} {incident.kind} ({incident.description}): {text}")
     print("See the history in the Dagster UI: data-platform dev  (then open http://127.0.0.1:3000)")
 
 
@@ -312,10 +430,19 @@ def run_dev(host: str, port: int) -> int:
     # of `dagster dev` run in the repository root.
     workspace = home / "workspace.yaml"
     workspace.write_text(WORKSPACE_YAML.format(location=CODE_LOCATION))
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        # Where the instance's data starts; without data yet, where the demo would (its default window).
+        start = pin_partition_start(instance) or pin_partition_start(
+            instance, last_daily_partition() - timedelta(days=DEFAULT_DEMO_DAYS - 1))
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
            "--host", host, "--port", str(port)]
     print(f"Dagster UI on http://{host}:{port}  (webserver and daemon)\n"
           f"  instance:  {home}\n  warehouse: {warehouse}", flush=True)
+    if start is not None:
+        print(f"  partitions start {start}, where this instance's data starts "
+              f"(DATA_PLATFORM_START_DATE overrides)", flush=True)
     # From the instance folder, dagster dev reads the instance's own dagster.yaml and nothing
     # else; becoming it lets Ctrl-C (or a supervisor's stop) reach it and its children.
     os.chdir(home)
@@ -416,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="data-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the daily job over the last N partitions, then downstream")
-    demo.add_argument("--days", type=int, default=28, help="number of daily partitions (default 28)")
+    demo.add_argument("--days", type=int, default=DEFAULT_DEMO_DAYS,
+                      help=f"number of daily partitions (default {DEFAULT_DEMO_DAYS})")
     demo.add_argument("--end", help="last partition to run, YYYY-MM-DD (default: the latest)")
     for name, help_text in (("dev", "the Dagster UI and daemon on the demo's instance (runs, schedules, sensors)"),
                             ("ui", "the same as dev")):

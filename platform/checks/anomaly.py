@@ -654,7 +654,8 @@ def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> st
         lines.append(f"**Anomaly** in {where}: {names} outside the expected range.")
     elif verdict.history_points == 0:
         lines.append(
-            f"**No anomaly**: no history yet for {where}; the check passes while it learns."
+            f"**No anomaly** (learning: 0 of {verdict.min_history} points of history): no history "
+            f"yet for {where}; the check passes while it learns."
         )
     elif verdict.learning:
         lines.append(
