@@ -104,7 +104,7 @@ def _online_asset(view: FeatureView) -> tuple:
 
 def build_feature_store() -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     assets, checks = [], []
-    sources = {CUSTOMER_FEATURES.name: ("customer_rfm", lambda t, _at: customer_rows(t)),
+    sources = {CUSTOMER_FEATURES.name: ("customer_rfm", customer_rows),
                PRODUCT_FEATURES.name: ("item_features", product_rows)}
     for view in (CUSTOMER_FEATURES, PRODUCT_FEATURES):
         source, to_rows = sources[view.name]

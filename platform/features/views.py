@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pandas as pd
 
+from data_platform.features.offline import naive_utc_stamp, now_utc
 from data_platform.features.view import Feature, FeatureView
 
 OWNER = "team:ml-platform"
@@ -18,11 +19,14 @@ CUSTOMER_FEATURES = FeatureView(
         Feature("frequency", "Float64", "distinct purchase orders"),
         Feature("monetary", "Float64", "value of every line, returns subtract"),
         Feature("avg_basket", "Float64", "purchase value per order"),
+        Feature("lines_per_order", "Float64", "purchase lines per order"),
+        Feature("units_per_line", "Float64", "units per purchase line"),
     ),
     ttl=timedelta(days=7),
     owner=OWNER,
-    description="Recency, frequency and spend of each customer (from customer_rfm).",
-    version="1",
+    description="Recency, frequency, spend and basket shape of each customer (from customer_rfm).",
+    # 2: the basket shape (lines_per_order, units_per_line) that the segmentation trains on.
+    version="2",
 )
 
 PRODUCT_FEATURES = FeatureView(
@@ -43,13 +47,17 @@ PRODUCT_FEATURES = FeatureView(
 VIEWS = (CUSTOMER_FEATURES, PRODUCT_FEATURES)
 
 
-def customer_rows(rfm: pd.DataFrame) -> pd.DataFrame:
+def customer_rows(rfm: pd.DataFrame, computed_at: pd.Timestamp | None = None) -> pd.DataFrame:
     """customer_rfm as view rows: the values are true as of the end of the data they describe
-    (the last order line seen plus the recency of that customer)."""
+    (the last order line seen plus the recency of that customer), or as of their computation
+    when that is earlier. customer_rfm measures recency to a day after the last order, a time
+    the next morning's computation has not reached yet, and a row stamped in the future would
+    be invisible to every lookup and training set until then."""
     rows = rfm[[CUSTOMER_FEATURES.entity, *CUSTOMER_FEATURES.feature_names]].copy()
     last = pd.to_datetime(rfm["last_order_at"], format="ISO8601")
     as_of = (last + pd.to_timedelta(rfm["recency_days"].astype("float64"), unit="D")).max()
-    rows["event_timestamp"] = as_of if pd.notna(as_of) else pd.Timestamp.now(tz="UTC")
+    computed_at = naive_utc_stamp(computed_at) if computed_at is not None else now_utc()
+    rows["event_timestamp"] = min(naive_utc_stamp(as_of), computed_at) if pd.notna(as_of) else computed_at
     return rows
 
 

@@ -23,6 +23,8 @@ def rfm(now: pd.Timestamp, n: int = 30) -> pd.DataFrame:
         "frequency": pd.array([i % 4 + 1 for i in range(n)], dtype="Int64"),
         "monetary": [10.0 * i for i in range(n)],
         "avg_basket": [float(i) if i % 7 else None for i in range(n)],
+        "lines_per_order": [1.0 + i % 3 for i in range(n)],
+        "units_per_line": [2.0 - i % 2 for i in range(n)],
         "last_order_at": pd.to_datetime(last),
     })
 

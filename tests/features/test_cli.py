@@ -19,7 +19,8 @@ def test_features_list_shows_every_view_with_freshness(tmp_path, monkeypatch, ca
     offline.write(CUSTOMER_FEATURES, pd.DataFrame({
         "customer_id": ["a", "b", "c"], "event_timestamp": [now - pd.Timedelta(hours=1)] * 3,
         "recency_days": [1.0, 2.0, 3.0], "frequency": [1.0, 2.0, 3.0], "monetary": [5.0, 6.0, 7.0],
-        "avg_basket": [5.0, 3.0, None]}))
+        "avg_basket": [5.0, 3.0, None], "lines_per_order": [2.0, 1.0, None],
+        "units_per_line": [1.5, 3.0, None]}))
     result = materialize(CUSTOMER_FEATURES, offline, SqlOnlineStore(offline))
     offline.dispose()
     assert main(["features", "list"]) == 0
