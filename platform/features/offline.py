@@ -6,8 +6,9 @@ replaces its own rows, nothing else). Nothing is overwritten, so any past state 
 
 Point-in-time rule (the same as Feast's): a label row (entity, t) gets, from each view, the row
 of that entity with the latest ``event_timestamp <= t``, within ``t - ttl``, among the rows with
-``created_timestamp <= t`` (a correction computed after t was not known at t); equal event
-timestamps go to the latest created. No row qualifies: the features are null.
+``created_timestamp <= t`` (a correction computed after t was not known at t; ``known_at``
+moves this knowledge time, see ``get_training_set``); equal event timestamps go to the latest
+created. No row qualifies: the features are null.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from data_platform.sources.db import make_engine
 
 ROW = "_row"
 LABEL_TS = "_label_ts"
+KNOWN_TS = "_known_ts"
 SQLITE_STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how the warehouse stores a timestamp in SQLite
 
 
@@ -35,6 +37,12 @@ def _naive_utc(values) -> pd.Series:
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
     return stamps.astype("datetime64[us]")
+
+
+def naive_utc_stamp(stamp) -> pd.Timestamp:
+    """One time as the store compares times: naive UTC (an aware time is converted)."""
+    stamp = pd.Timestamp(stamp)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 def now_utc() -> pd.Timestamp:
@@ -136,6 +144,18 @@ class OfflineStore:
             out[feature.name] = _typed(frame[feature.name], feature.dtype)
         return out
 
+    def newest_event(self, view: FeatureView, known_at: pd.Timestamp) -> pd.Timestamp | None:
+        """The newest event time among the rows created at or before ``known_at`` with an event
+        at or before it: the end of the data the view had at that time (None: nothing yet)."""
+        q = self.quote
+        if not self.has_history(view):
+            return None
+        sql = (f"SELECT MAX({q(view.event_timestamp)}) FROM {self.qualified(view.history_table)} "
+               f"WHERE {q(view.event_timestamp)} <= :known AND {q(view.created_timestamp)} <= :known")
+        with self.engine.connect() as conn:
+            newest = conn.execute(sa.text(sql), {"known": self.bind_stamp(naive_utc_stamp(known_at))}).scalar()
+        return naive_utc_stamp(newest) if newest is not None else None
+
     def freshness(self, view: FeatureView, now: pd.Timestamp | None = None) -> dict[str, object]:
         """Rows, entities, the newest event and created times, and the newest event's age."""
         q = self.quote
@@ -183,7 +203,7 @@ def training_set_sql(store: OfflineStore, labels_table: str, views: Sequence[Fea
             f"PARTITION BY l.{q(ROW)} ORDER BY h.{ev} DESC, h.{cr} DESC, h.{q(PARTITION_COLUMN)} DESC) AS _rank "
             f"FROM {store.qualified(labels_table)} l JOIN {store.qualified(view.history_table)} h "
             f"ON h.{q(view.entity)} = l.{q(view.entity)} AND h.{ev} <= l.{q(LABEL_TS)} "
-            f"AND h.{ev} >= l.{q(f'_oldest_{i}')} AND h.{cr} <= l.{q(LABEL_TS)})"
+            f"AND h.{ev} >= l.{q(f'_oldest_{i}')} AND h.{cr} <= l.{q(KNOWN_TS)})"
         )
         selects += [f"v{i}.{q(_feature_column(view, f, full_feature_names))}" for f in view.feature_names]
         joins.append(f"LEFT JOIN v{i} ON v{i}.{q(ROW)} = l.{q(ROW)} AND v{i}._rank = 1")
@@ -193,20 +213,26 @@ def training_set_sql(store: OfflineStore, labels_table: str, views: Sequence[Fea
 
 def get_training_set(labels: pd.DataFrame, views: Sequence[FeatureView], store: OfflineStore | str, *,
                      timestamp_column: str = "event_timestamp",
-                     full_feature_names: bool = False) -> pd.DataFrame:
+                     full_feature_names: bool = False,
+                     known_at: pd.Timestamp | None = None) -> pd.DataFrame:
     """The label rows (in their order, all columns kept) with each view's features as of each
     row's timestamp, computed in the warehouse in one SQL statement. ``labels`` holds
-    ``timestamp_column`` and every view's entity column."""
+    ``timestamp_column`` and every view's entity column.
+
+    ``known_at``: only history rows created at or before it count (default: each label's own
+    time, so a label sees only what was known at it). A model trained now on data that ends
+    earlier (a replay, a backfill computed today) labels at the data's end and knows what is
+    known now; event times after the label are never used either way."""
     own = isinstance(store, str)
     store = OfflineStore(store) if own else store
     try:
-        return _training_set(labels, list(views), store, timestamp_column, full_feature_names)
+        return _training_set(labels, list(views), store, timestamp_column, full_feature_names, known_at)
     finally:
         if own:
             store.dispose()
 
 
-def _training_set(labels, views, store, timestamp_column, full_feature_names) -> pd.DataFrame:
+def _training_set(labels, views, store, timestamp_column, full_feature_names, known_at) -> pd.DataFrame:
     needed = {timestamp_column, *(v.entity for v in views)}
     if not views:
         raise ValueError("get_training_set needs at least one feature view")
@@ -224,6 +250,7 @@ def _training_set(labels, views, store, timestamp_column, full_feature_names) ->
     if stamps.isna().any():
         raise ValueError(f"labels: {timestamp_column!r} must not be missing")
     keyed = pd.DataFrame({ROW: pd.RangeIndex(len(labels)).to_numpy(dtype="int64"), LABEL_TS: stamps})
+    keyed[KNOWN_TS] = stamps if known_at is None else naive_utc_stamp(known_at).as_unit("us")
     for entity in dict.fromkeys(v.entity for v in views):
         keyed[entity] = labels[entity].reset_index(drop=True).astype("string")
     for i, view in enumerate(views):
