@@ -10,9 +10,14 @@ import time
 import dagster as dg
 import pandas as pd
 
+from data_platform.assets.feature_store import offline_store
+from data_platform.features import training
+from data_platform.features.offline import now_utc
+from data_platform.features.views import CUSTOMER_FEATURES
 from data_platform.ml import experiments, recommender, segmentation, sentiment
 from data_platform.quality import health
 from data_platform.resources.model_store import ModelStoreResource, snapshot_id
+from data_platform.resources.warehouse import WarehouseResource
 
 MODELS = "models"
 IO = "warehouse_io_manager"
@@ -24,11 +29,14 @@ SRM_ALPHA = 0.001
 
 
 def _model_metadata(
-    metrics: dict[str, float], manifest, frame: pd.DataFrame, started: float
+    metrics: dict[str, float], manifest, frame: pd.DataFrame, started: float,
+    cutoff: pd.Timestamp | None = None,
 ) -> dict[str, object]:
     out: dict[str, object] = {f"model/{k}": float(v) for k, v in metrics.items()}
     out["model_version"] = manifest.version
     out["data_snapshot_id"] = manifest.data_snapshot_id
+    if cutoff is not None:  # the training set can be rebuilt as of this time (UTC)
+        out["training_cutoff"] = cutoff.isoformat()
     out[health.ROW_COUNT] = len(frame)
     # Training, evaluation and scoring: a slowdown is an anomaly like any other.
     out[health.DURATION_SECONDS] = time.perf_counter() - started
@@ -39,17 +47,20 @@ def _model_metadata(
 def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource) -> dg.Output:
     """Top-10 items per user (seen items excluded) from the recommender: SVD + KNNBaseline +
     Bayesian MF blend for ratings, EASE for ranking; RMSE/MAE and precision/recall/NDCG@10
-    against most-popular."""
+    against most-popular. Trained on the ratings given up to the training cutoff (it uses no
+    feature view: data_platform.features.training)."""
     started = time.perf_counter()
+    cutoff = now_utc()
+    ratings = training.rating_labels(ratings_clean, cutoff)
     budget = float(os.environ.get("DATA_PLATFORM_RECOMMENDER_BUDGET_S", RECOMMENDER_BUDGET_S))
     model, metrics = recommender.train_and_evaluate(
-        ratings_clean, recommender.RecommenderConfig(time_budget_s=budget)
+        ratings, recommender.RecommenderConfig(time_budget_s=budget)
     )
     manifest = model_store.store().save(
-        "recommender", model, metrics=metrics, data_snapshot_id=snapshot_id(ratings_clean)
+        "recommender", model, metrics=metrics, data_snapshot_id=snapshot_id(ratings)
     )
     recs = model.recommend(n=10)
-    return dg.Output(recs, metadata=_model_metadata(metrics, manifest, recs, started))
+    return dg.Output(recs, metadata=_model_metadata(metrics, manifest, recs, started, cutoff))
 
 
 @dg.multi_asset(
@@ -60,25 +71,29 @@ def recommendations(ratings_clean: pd.DataFrame, model_store: ModelStoreResource
         "segment_profiles": dg.AssetOut(io_manager_key=IO, kinds={"scikitlearn", "sql"},
                                         description="Size, share, mean R/F/M and a readable label per segment."),
     },
+    deps=[CUSTOMER_FEATURES.name],
 )
 def segmentation_model(
-    customer_rfm: pd.DataFrame, customers_clean: pd.DataFrame, model_store: ModelStoreResource
+    customers_clean: pd.DataFrame, warehouse: WarehouseResource, model_store: ModelStoreResource
 ):
+    """Customers (with the synthetic source's true_segment, to report agreement with it) joined
+    to customer_features through the feature store: nothing computed after the training cutoff
+    (`training_cutoff`), no event after the data's end then (`features_as_of`)."""
     started = time.perf_counter()
-    # Synthetic customers carry the segment they were drawn from: report agreement with it.
-    truth = customers_clean[["customer_id", "true_segment"]].dropna()
-    if len(truth):
-        customer_rfm = customer_rfm.merge(truth, on="customer_id", how="left")
-    model, metrics = segmentation.train_and_evaluate(customer_rfm)
+    with offline_store(warehouse) as offline:
+        training_set = training.segmentation_training_set(customers_clean, offline, now_utc())
+    data = training_set.data
+    model, metrics = segmentation.train_and_evaluate(data)
     manifest = model_store.store().save(
-        "segmentation", model, metrics=metrics, data_snapshot_id=snapshot_id(customer_rfm)
+        "segmentation", model, metrics=metrics, data_snapshot_id=snapshot_id(data)
     )
     assigned = pd.DataFrame(
-        {"customer_id": customer_rfm["customer_id"].to_numpy(), "segment": model.assign(customer_rfm).to_numpy()}
+        {"customer_id": data["customer_id"].to_numpy(), "segment": model.assign(data).to_numpy()}
     )
-    profiles = model.profiles(customer_rfm)
-    png = base64.b64encode(model.pca_plot_png(customer_rfm)).decode()
-    metadata = _model_metadata(metrics, manifest, assigned, started)
+    profiles = model.profiles(data)
+    png = base64.b64encode(model.pca_plot_png(data)).decode()
+    metadata = _model_metadata(metrics, manifest, assigned, started, training_set.cutoff)
+    metadata["features_as_of"] = training_set.features_as_of.isoformat()
     metadata["segments_plot"] = dg.MetadataValue.md(f"![segments (PCA)](data:image/png;base64,{png})")
     yield dg.Output(assigned, "customer_segments", metadata=metadata)
     yield dg.Output(profiles, "segment_profiles", metadata={health.ROW_COUNT: len(profiles)})
