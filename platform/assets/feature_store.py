@@ -20,12 +20,7 @@ from data_platform.features import OfflineStore
 from data_platform.features.offline import now_utc
 from data_platform.features.online import RedisOnlineStore, SqlOnlineStore, materialize, parity
 from data_platform.features.view import FeatureView
-from data_platform.features.views import (
-    CUSTOMER_FEATURES,
-    PRODUCT_FEATURES,
-    customer_rows,
-    product_rows,
-)
+from data_platform.features.views import SOURCES, VIEWS
 from data_platform.quality import health
 from data_platform.resources.redis import RedisResource
 from data_platform.resources.warehouse import WarehouseResource
@@ -104,15 +99,11 @@ def _online_asset(view: FeatureView) -> tuple:
 
 def build_feature_store() -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     assets, checks = [], []
-    sources = {CUSTOMER_FEATURES.name: ("customer_rfm", customer_rows),
-               PRODUCT_FEATURES.name: ("item_features", product_rows)}
-    for view in (CUSTOMER_FEATURES, PRODUCT_FEATURES):
-        source, to_rows = sources[view.name]
-        for asset, check in (_view_asset(view, source, to_rows), _online_asset(view)):
+    for view in VIEWS:
+        for asset, check in (_view_asset(view, *SOURCES[view.name]), _online_asset(view)):
             assets.append(asset)
             checks.append(check)
     return assets, checks
 
 
-FEATURE_STORE_ASSET_KEYS = tuple(k for v in (CUSTOMER_FEATURES, PRODUCT_FEATURES)
-                                 for k in (v.name, f"{v.name}_online"))
+FEATURE_STORE_ASSET_KEYS = tuple(k for v in VIEWS for k in (v.name, f"{v.name}_online"))

@@ -10,38 +10,35 @@ from data_platform.features.offline import naive_utc_stamp, now_utc
 from data_platform.features.view import Feature, FeatureView
 
 OWNER = "team:ml-platform"
+# The features job recomputes every view each night: a value a week old means it stopped.
+TTL = timedelta(days=7)
 
-CUSTOMER_FEATURES = FeatureView(
-    name="customer_features",
-    entity="customer_id",
-    features=(
-        Feature("recency_days", "Float64", "days from the last order line to the computation's data time"),
-        Feature("frequency", "Float64", "distinct purchase orders"),
-        Feature("monetary", "Float64", "value of every line, returns subtract"),
-        Feature("avg_basket", "Float64", "purchase value per order"),
-        Feature("lines_per_order", "Float64", "purchase lines per order"),
-        Feature("units_per_line", "Float64", "units per purchase line"),
-    ),
-    ttl=timedelta(days=7),
-    owner=OWNER,
-    description="Recency, frequency, spend and basket shape of each customer (from customer_rfm).",
-    # 2: the basket shape (lines_per_order, units_per_line) that the segmentation trains on.
-    version="2",
+
+def _platform_view(name: str, entity: str, version: str, description: str, *features: Feature) -> FeatureView:
+    """A view of the platform's own: one owner and one TTL for all of them."""
+    return FeatureView(name=name, entity=entity, features=features, ttl=TTL, owner=OWNER,
+                       description=description, version=version)
+
+
+CUSTOMER_FEATURES = _platform_view(
+    "customer_features", "customer_id",
+    "2",  # 2: the basket shape (lines_per_order, units_per_line) that the segmentation trains on
+    "Recency, frequency, spend and basket shape of each customer (from customer_rfm).",
+    Feature("recency_days", "Float64", "days from the last order line to the computation's data time"),
+    Feature("frequency", "Float64", "distinct purchase orders"),
+    Feature("monetary", "Float64", "value of every line, returns subtract"),
+    Feature("avg_basket", "Float64", "purchase value per order"),
+    Feature("lines_per_order", "Float64", "purchase lines per order"),
+    Feature("units_per_line", "Float64", "units per purchase line"),
 )
 
-PRODUCT_FEATURES = FeatureView(
-    name="product_features",
-    entity="item_id",
-    features=(
-        Feature("n_ratings", "Int64", "ratings received"),
-        Feature("mean_rating", "Float64", "mean rating"),
-        Feature("bayesian_mean", "Float64", "mean rating shrunk toward the global mean"),
-        Feature("popularity_rank", "Int64", "1 = the most rated item"),
-    ),
-    ttl=timedelta(days=7),
-    owner=OWNER,
-    description="Rating activity of each product (from item_features).",
-    version="1",
+PRODUCT_FEATURES = _platform_view(
+    "product_features", "item_id", "1",
+    "Rating activity of each product (from item_features).",
+    Feature("n_ratings", "Int64", "ratings received"),
+    Feature("mean_rating", "Float64", "mean rating"),
+    Feature("bayesian_mean", "Float64", "mean rating shrunk toward the global mean"),
+    Feature("popularity_rank", "Int64", "1 = the most rated item"),
 )
 
 VIEWS = (CUSTOMER_FEATURES, PRODUCT_FEATURES)
@@ -66,3 +63,10 @@ def product_rows(items: pd.DataFrame, computed_at: pd.Timestamp) -> pd.DataFrame
     rows = items[[PRODUCT_FEATURES.entity, *PRODUCT_FEATURES.feature_names]].copy()
     rows["event_timestamp"] = computed_at
     return rows
+
+
+# Each view's source table and how its rows become view rows (the assets read the table).
+SOURCES = {
+    CUSTOMER_FEATURES.name: ("customer_rfm", customer_rows),
+    PRODUCT_FEATURES.name: ("item_features", product_rows),
+}
