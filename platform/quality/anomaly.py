@@ -679,11 +679,18 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
     if flagged and p.kind in (kinds.Kind.DISCRETE, kinds.Kind.EXTREME) and kinds.seen_before(seen, x):
         # A value the metric took on an ordinary run is not news.
         flagged = False
+    steps = kinds.beyond_domain(seen, x) if p.kind is kinds.Kind.DISCRETE else 0.0
+    outside_domain = (not flagged and steps >= kinds.DOMAIN_STEPS - 1e-9
+                      and ((delta > 0 and mcfg.direction != "down") or (delta < 0 and mcfg.direction != "up")))
+    flagged = flagged or outside_domain
     method = "seasonal_robust_z" if band.seasonal else "robust_z"
     reason = None
     if flagged:
         side = "above" if delta > 0 else "below"
         sigma = f"{abs(score):.1f} robust σ {side}" if np.isfinite(score) else "it never varied before"
+        if outside_domain:
+            sigma = (f"{steps:.0f} of its steps {side} every value of its {seen.size} ordinary runs "
+                     f"({_fmt(seen.min())}–{_fmt(seen.max())})")
         reason = (
             f"{_label(p.name)} {_fmt(x)} is far {side} the expected {_fmt(band.expected)} "
             f"(normal range {format_range(lower, upper)}{cal.label() if band.seasonal else ''}; {sigma})"

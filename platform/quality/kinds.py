@@ -82,6 +82,37 @@ def value_spread(values: np.ndarray) -> float:
     return float(np.std(np.clip(values, low, high), ddof=1))
 
 
+# A small domain's value this many of its steps beyond everything it took (a minimum rating of
+# 0 when ordinary days gave 1, 1.5 and 2) is outside the domain, however small its sigma says
+# the move is; one step beyond is the domain's next value (a 2.5 after 1-2), not news.
+DOMAIN_STEPS = 2
+# ... once the domain has been seen this often.
+DOMAIN_MIN_POINTS = 14
+# ... and only past an edge that is a wall: a value the metric takes at least this share as often
+# as its most common value (ratings' minimum piles up at 1.0; a small count's upper values
+# thin out into a tail, where two steps past the largest seen is ordinary).
+WALL_SHARE = 1.0
+
+
+def beyond_domain(values: np.ndarray, x: float) -> float:
+    """How many of the domain's steps `x` lies beyond a wall of the values seen (0 inside their
+    range, or beyond an edge that thins out into a tail).
+
+    The step is the smallest gap between two distinct values seen (0.5 for ratings in half
+    steps, 1 for counts). 0 when there are too few values to tell a domain.
+    """
+    distinct, counts = np.unique(values, return_counts=True)
+    if values.size < DOMAIN_MIN_POINTS or distinct.size < 2 or not np.isfinite(x):
+        return 0.0
+    step = float(np.min(np.diff(distinct)))
+    wall = WALL_SHARE * counts.max()
+    if x < distinct[0] and counts[0] >= wall:
+        return float((distinct[0] - x) / step)
+    if x > distinct[-1] and counts[-1] >= wall:
+        return float((x - distinct[-1]) / step)
+    return 0.0
+
+
 def seen_before(values: np.ndarray, x: float) -> bool:
     """True when `x` equals a value of the baseline (to float precision)."""
     return bool(np.any(np.isclose(values, x, rtol=1e-9, atol=1e-12)))

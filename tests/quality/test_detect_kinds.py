@@ -70,6 +70,35 @@ def test_a_value_seen_on_an_ordinary_run_is_not_flagged_but_a_far_one_is():
     assert far.is_anomaly and "never varied" not in far.reasons[0]
 
 
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_value_two_steps_past_a_small_domain_wall_alerts_one_step_does_not(seed):
+    """A minimum rating that piles up at 1.0 (1, 1.5, 2 on ordinary days): 0 is outside the
+    domain though it is only about 3 of its sigmas away; 0.5 is the domain's next value."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice([1.0, 1.5, 2.0], p=[0.6, 0.3, 0.1], size=60)
+    history = pd.DataFrame({"value": values}, index=DAYS[:60])
+    low = detect(history, pd.Series({"value": 0.0}, name=DAYS[60]))
+    assert low.is_anomaly
+    assert "2 of its steps below every value" in low.reasons[0]
+    assert not detect(history, pd.Series({"value": 0.5}, name=DAYS[60])).is_anomaly
+
+
+def test_beyond_domain_needs_a_wall_and_enough_runs():
+    piled = np.array([1.0] * 10 + [1.5] * 5 + [2.0] * 2)
+    assert kinds.beyond_domain(piled, 0.0) == pytest.approx(2.0)
+    assert kinds.beyond_domain(piled, 3.0) == 0.0  # 2.0 is no wall
+    assert kinds.beyond_domain(piled, 1.5) == 0.0  # inside
+    assert kinds.beyond_domain(piled[:10], 0.0) == 0.0  # one value: no domain
+    assert kinds.beyond_domain(piled[-8:], 0.0) == 0.0  # too few runs to tell
+
+
+def test_a_poisson_count_past_its_largest_value_is_not_outside_its_domain():
+    """Small counts thin out upwards: the largest value seen is never the most common one."""
+    for seed in range(5):
+        values = np.random.default_rng(seed).poisson(3.0, 60).astype(float)
+        assert kinds.beyond_domain(values, values.max() + 2) == 0.0
+
+
 def test_an_excluded_run_whose_value_is_ordinary_rejoins_the_baseline():
     values = np.array([10.0, 11, 9, 10, 12, 10, 11, 50, 10.5, 9.5])
     excluded = np.zeros(10, dtype=bool)
