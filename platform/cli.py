@@ -81,7 +81,8 @@ def ensure_warehouse_url() -> str:
         return "<unparseable DATA_PLATFORM_WAREHOUSE_URL>"
 
 
-# The tag by which the UI ties a run to its code location (Overview timeline, a job's runs). Dagster
+# The tag by which the UI lists a run under its job in the code location (not the Overview timeline,
+# which reads the run's code-location origin, absent from in-process runs). Dagster
 # sets it on runs launched through a code location; the demo runs in process, so it sets it
 # itself. A hidden tag, not a public API: tests/cli/test_demo_and_ui.py compares it with the tag
 # of a run that the UI launches, so that a release changing it fails there.

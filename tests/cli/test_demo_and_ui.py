@@ -153,7 +153,7 @@ def test_dev_serves_the_demo_history_and_runs_what_the_ui_launches(demo_home, pr
         assert group.wait_until(finished, "the launched run to finish", 300, 2) == "SUCCESS"
 
         # The demo's in-process runs carry the code-location tag that the UI gives its own runs,
-        # so both show on the Overview timeline and under their job.
+        # so both show under their job (not on the Overview timeline: tests/ui/test_browser.py).
         import dagster as dg
 
         from data_platform.cli import RUN_TAGS

@@ -4,8 +4,9 @@ Nine daily partitions of synthetic data go through the real definitions into a t
 DAGSTER_HOME and SQLite warehouse; the last one carries an injected orders incident (unit_price
 x3) that the orders anomaly checks catch after 8 points of history. `data-platform dev` (webserver
 and daemon) then serves that instance, and the browser checks that the asset graph renders, that
-the failing check's page shows its explanation and embedded plot (and no bookkeeping), that the
-daemon page shows the daemons running, and that a run launched with the Materialize button
+the failing check's page shows its explanation and embedded plot (and no bookkeeping), that
+daily_job's page lists the runs (tagged to the code location, as the demo's), that the daemon
+page shows the daemons running, and that a run launched with the Materialize button
 (confirmed as a user would) finishes.
 
 Screenshots go to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to the test's tmp dir.
@@ -26,7 +27,7 @@ import dagster as dg
 import pytest
 
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
-from data_platform.cli import DEFAULT_INSTANCE_YAML
+from data_platform.cli import DEFAULT_INSTANCE_YAML, RUN_TAGS
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
 from data_platform.resources.model_store import ModelStoreResource
@@ -75,15 +76,17 @@ def materialize_history(root: Path) -> set[str]:
     )
     failed: set[str] = set()
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        # Tagged to the code location as the demo's runs are, so the Overview timeline shows them.
         assert defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(
-            instance=instance, run_config=QUIET
+            instance=instance, run_config=QUIET, tags=RUN_TAGS
         ).success
         daily = defs.resolve_job_def(DAILY_JOB)
         for offset in range(DAYS):
             key = (FIRST_DAY + timedelta(days=offset)).isoformat()
             # A failing blocking check stops the run's downstream steps: expected on the incident day.
             result = daily.execute_in_process(
-                instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False
+                instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False,
+                tags=RUN_TAGS,
             )
             failed = {
                 e.asset_key.to_user_string()
@@ -207,6 +210,21 @@ def test_failing_anomaly_check_shows_explanation_and_plot(ui, browser):
     assert plot[0] > 100 and plot[1] > 50
     time.sleep(1)  # the dialog fades in: a screenshot taken at once shows the page through it
     assert_png(browser.screenshot(screenshot_path("anomaly-check.png", root)))
+
+
+def test_the_job_page_lists_the_runs_made_outside_the_ui(ui, browser):
+    base, _ = ui
+    # The daily runs were executed in process, as the demo's are; their code-location tag puts
+    # them under their job. (The Overview timeline needs a run's code-location origin, which an
+    # in-process run does not carry: not covered here.)
+    browser.navigate(f"{base}/locations/data_platform/jobs/{DAILY_JOB}/runs")
+    days = [(FIRST_DAY + timedelta(days=offset)).isoformat() for offset in range(DAYS)]
+    text = browser.wait_for(
+        f"(() => {{ const t = document.body.innerText;"
+        f" return {json.dumps(days)}.every(d => t.includes(d)) ? t : null; }})()",
+        timeout=60, what="the daily runs of every partition under daily_job",
+    )
+    assert "Failure" in text or "Success" in text
 
 
 def _required_daemons_running(browser) -> list[str] | None:
