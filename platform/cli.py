@@ -194,7 +194,8 @@ def incident_outcomes(incidents: list, evaluations: list[tuple[str, str, str, bo
         failed = [f"{asset} {check}" for _, asset, check, passed, _ in mine if not passed]
         anomaly = [learning for _, _, check, _, learning in mine if check == "anomaly"]
         if failed:
-            out.append((incident, "caught", "caught by " + ", ".join(failed)))
+            learning = f" (the anomaly checks were still {anomaly[0]})" if anomaly and all(anomaly) else ""
+            out.append((incident, "caught", "caught by " + ", ".join(failed) + learning))
         elif anomaly and all(anomaly):
             out.append((incident, "learning", f"not judged ({anomaly[0]} of history; "
                                               f"the checks pass while they learn)"))

@@ -38,6 +38,13 @@ def test_each_incident_gets_the_outcome_its_checks_show():
     outcomes = incident_outcomes(incidents, EVALUATIONS)
     assert [o for _, o, _ in outcomes] == ["caught", "learning", "missed", "unchecked", "unchecked"]
     assert outcomes[0][2] == "caught by orders_raw anomaly"
+    # A rule may catch an incident while the anomaly checks still learn: the line says both.
+    [(_, outcome, text)] = incident_outcomes(
+        [_incident("2026-01-02", "orders")],
+        [*EVALUATIONS, ("2026-01-02", "orders_clean", "keys_valid", False, "")],
+    )
+    assert outcome == "caught"
+    assert text == "caught by orders_clean keys_valid (the anomaly checks were still learning: 3 of 7 points)"
     assert outcomes[1][2].startswith("not judged (learning: 3 of 7 points")
 
 
