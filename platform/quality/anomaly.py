@@ -33,6 +33,7 @@ from data_platform.quality.univariate import (
     Band,
     SeasonalProfile,
     fit_band,
+    fit_hour_weekday_profile,
     fit_seasonal_profile,
     range_excess,
     reference_threshold,
@@ -438,6 +439,17 @@ def _profile(
     if not cfg.seasonality or cal.period is None or cal.phases is None:
         return None
     observed = ~np.isnan(values)
+    if cal.naming == "hour_of_week" and observed.sum() < 3 * cal.period:
+        # One to three weeks of hours: the day's shape times a weekday factor.
+        if observed.sum() < 2 * cal.period:
+            return None
+        fitted = fit_hour_weekday_profile(values[observed], cal.phases[observed],
+                                          excluded=excluded[observed])
+        if fitted is None:
+            return None
+        loo = fitted.profile[cal.phases].astype(float)
+        loo[observed] = fitted.loo
+        return SeasonalProfile(fitted.profile, loo, multiplicative=fitted.multiplicative)
     if observed.sum() < max(cfg.min_history_seasonal, 3 * cal.period):
         return None
     fitted = fit_seasonal_profile(values[observed], cal.phases[observed], cal.period,

@@ -190,6 +190,61 @@ def fit_seasonal_profile(
     return SeasonalProfile(profile, loo)
 
 
+# A day counts towards its weekday's factor with this many clean hours; each weekday needs
+# this many such days, since the day (not the hour) is what repeats a weekly effect.
+MIN_HOURS_PER_DAY = 12
+MIN_DAYS_PER_WEEKDAY = 2
+
+
+def fit_hour_weekday_profile(
+    values: np.ndarray,
+    phases: np.ndarray,
+    p_value: float = 1e-3,
+    excluded: np.ndarray | None = None,
+) -> SeasonalProfile | None:
+    """The week of hourly runs (168 phases = weekday * 24 + hour, rows in time order) as an
+    hour-of-day profile times a day-of-week factor, from two weeks of history on (the full
+    168-phase profile needs three).
+
+    The day's shape comes from `fit_seasonal_profile` with period 24 (its running median follows
+    each day's level, so a busy Saturday does not bend it). Each day's level is the median of
+    its hours after that shape is removed; the weekdays' factors are kept only if the days'
+    levels differ by weekday far more than days of one weekday differ among themselves (the
+    profiles' ANOVA, with days as the replicates: a single odd day is not a weekly pattern).
+    None when either part is missing or not significant.
+    """
+    hours, weekdays = phases % 24, phases // 24
+    daily = fit_seasonal_profile(values, hours, 24, p_value, excluded)
+    if daily is None:
+        return None
+    multiplicative = daily.multiplicative
+    resid = np.log(values / daily.loo) if multiplicative else values - daily.loo
+    used = np.isfinite(resid)
+    if excluded is not None:
+        used &= ~np.asarray(excluded, dtype=bool)
+    # A new day starts where the phase does not follow on from the previous row's.
+    day_id = np.concatenate(([0], np.cumsum(np.diff(phases // 24) != 0)))
+    n_days = int(day_id[-1]) + 1
+    kept = np.bincount(day_id[used], minlength=n_days) >= MIN_HOURS_PER_DAY
+    if not kept.any():
+        return None
+    day_level = group_medians(resid[used], day_id[used], n_days)[kept]
+    day_weekday = np.zeros(n_days, dtype=int)
+    day_weekday[day_id] = weekdays
+    day_weekday = day_weekday[kept]
+    if np.any(np.bincount(day_weekday, minlength=7)[:7] < MIN_DAYS_PER_WEEKDAY):
+        return None
+    if seasonal_p_value(day_level, day_weekday, 7) >= p_value:
+        return None
+    raw = group_medians(day_level, day_weekday, 7)
+    day = raw - float(np.median(raw))
+    hour_profile = np.log(daily.profile) if multiplicative else daily.profile
+    profile = (day[:, None] + hour_profile[None, :]).ravel()
+    if multiplicative:
+        return SeasonalProfile(np.exp(profile), daily.loo * np.exp(day[weekdays]), multiplicative=True)
+    return SeasonalProfile(profile, daily.loo + day[weekdays])
+
+
 def fit_band(
     values: np.ndarray,
     seasonal_rows: np.ndarray | None = None,

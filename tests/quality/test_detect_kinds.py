@@ -9,7 +9,11 @@ import pytest
 from data_platform.quality import kinds
 from data_platform.quality.anomaly import AnomalyConfig, detect
 from data_platform.quality.baseline import readmit
-from data_platform.quality.univariate import group_medians, leave_one_out_medians
+from data_platform.quality.univariate import (
+    fit_hour_weekday_profile,
+    group_medians,
+    leave_one_out_medians,
+)
 
 DAYS = pd.date_range("2026-01-05", periods=400, freq="D")
 
@@ -196,6 +200,37 @@ def test_hourly_runs_learn_the_week_once_three_weeks_are_there():
     dropped = detect(history, now)
     assert dropped.is_anomaly
     assert "for a Monday at 00:00" in dropped.reasons[0]
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_hourly_runs_know_the_weekend_after_two_weeks(seed):
+    """With two to three weeks of hours the week is the day's shape times a weekday factor: the
+    first hour of the third Saturday is expected busy (the day's shape alone expects Friday's
+    level and alerts), a drop on it is not ordinary."""
+    rng = np.random.default_rng(seed)
+    days = 19  # the judged hour opens the third Saturday: two Saturdays seen before it
+    hours = pd.date_range("2026-03-02", periods=24 * days + 1, freq="h")
+    daily = 1 + 0.5 * np.cos((hours.hour - rng.uniform(0, 24)) / 24 * 2 * np.pi)
+    weekly = np.where(hours.day_of_week == 5, 1.5, np.where(hours.day_of_week == 6, 1.3, 1.0))
+    values = np.round(800 * daily * weekly * (1 + rng.normal(0, 0.04, hours.size)))
+    data = pd.DataFrame({"value": values}, index=hours)
+    history, now = data.iloc[:-1], data.iloc[-1].copy()
+    assert now.name.day_name() == "Saturday" and now.name.hour == 0
+    ordinary = detect(history, now)
+    assert not ordinary.is_anomaly, ordinary.reasons
+    assert ordinary.metrics["value"].expected == pytest.approx(now["value"], rel=0.12)
+    now["value"] *= 0.4
+    dropped = detect(history, now)
+    assert dropped.is_anomaly
+    assert "for a Saturday at 00:00" in dropped.reasons[0]
+
+
+def test_hour_weekday_profile_is_none_without_a_weekday_effect():
+    rng = np.random.default_rng(5)
+    hours = pd.date_range("2026-03-02", periods=24 * 12, freq="h")
+    values = np.asarray(500 * (1 + 0.5 * np.sin(hours.hour / 24 * 2 * np.pi)) * (1 + rng.normal(0, 0.03, hours.size)))
+    phases = np.asarray(hours.day_of_week * 24 + hours.hour)
+    assert fit_hour_weekday_profile(values, phases) is None
 
 
 def test_hourly_history_keeps_four_weeks():
