@@ -16,6 +16,7 @@ import redis
 
 from data_platform.serving import publish
 from data_platform.serving.config import ServingConfig
+from data_platform.serving.metrics import MULTIPROC_ENV
 
 _spec = importlib.util.spec_from_file_location("serving_helpers", Path(__file__).with_name("helpers.py"))
 helpers = importlib.util.module_from_spec(_spec)
@@ -132,6 +133,79 @@ def test_no_redis_at_all_the_cli_service_answers_from_the_warehouse(warehouse_ur
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _served_count(text: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("dp_recommendation_request_seconds_count{"))
+
+
+def _served_per_worker(samples: Path) -> dict[str, float]:
+    """Requests counted by each worker, from its own sample file alone."""
+    import shutil
+
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    out = {}
+    for histogram in samples.glob("histogram_*.db"):
+        alone = samples.parent / f"alone-{histogram.stem}"
+        alone.mkdir()
+        shutil.copy(histogram, alone)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))
+        out[histogram.stem] = sum(s.value for m in registry.collect() for s in m.samples
+                                  if s.name == "dp_recommendation_request_seconds_count")
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="counts worker processes through /proc (Linux)")
+def test_several_workers_answer_and_metrics_add_up_across_them(warehouse_url, tmp_path):
+    port = helpers.free_port()
+    samples = tmp_path / "metrics"
+    samples.mkdir()
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path),
+           "DATA_PLATFORM_WAREHOUSE_URL": warehouse_url, MULTIPROC_ENV: str(samples)}
+    proc = subprocess.Popen([sys.executable, "-m", "data_platform.cli", "serve", "--port", str(port),
+                             "--workers", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if helpers.request(port, "GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        # The spawned workers are the serving processes (plus multiprocessing's own helper).
+        assert len(_children(proc.pid)) >= 2
+        for k in range(60):  # a new connection each: the kernel spreads them over the workers
+            status, _, body = helpers.request(port, "GET", f"/v1/recommendations/u{k % 40}?n=3")
+            assert status == 200 and body["source"] == "database"
+        # Any worker's /metrics adds up every worker's samples.
+        counts = {_served_count(helpers.request(port, "GET", "/metrics")[2]) for _ in range(6)}
+        assert counts == {60.0}, counts
+        # ... and each worker's own samples show that both served (about half each).
+        per_worker = _served_per_worker(samples)
+        assert sum(per_worker.values()) == 60.0, per_worker
+        assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def _hammer(port: int, stop: threading.Event, seen: list, problems: list) -> None:
