@@ -44,6 +44,9 @@ Direction = Literal["both", "up", "down"]
 SCORE_CAP = 99.0
 # The zero rule holds while at most this share of the baseline runs were 0.
 ZERO_SHARE = 0.05
+# Separate earlier episodes at least as far out that make a value the metric's ordinary tail.
+TAIL_EPISODES = 10
+TAIL_LEVEL_RUNS = 14
 DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -691,6 +694,8 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
     if flagged and p.kind in (kinds.Kind.DISCRETE, kinds.Kind.EXTREME) and kinds.seen_before(seen, x):
         # A value the metric took on an ordinary run is not news.
         flagged = False
+    if flagged and _recurring_tail(p, x, delta):
+        flagged = False
     steps = kinds.beyond_domain(seen, x) if p.kind is kinds.Kind.DISCRETE else 0.0
     outside_domain = (not flagged and steps >= kinds.DOMAIN_STEPS - 1e-9
                       and ((delta > 0 and mcfg.direction != "down") or (delta < 0 and mcfg.direction != "up")))
@@ -711,6 +716,32 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
             reason += "; baseline restarted at an earlier persistent change"
     return MetricResult(p.name, x, expected=band.expected, lower=lower, upper=upper,
                         score=_cap(score), flagged=flagged, method=method, reason=reason)
+
+
+def _recurring_tail(p: _Prepared, x: float, delta: float) -> bool:
+    """True when the history, its excluded runs included, has been this far out (deseasoned, on
+    the same side) in at least `TAIL_EPISODES` separate episodes: a spiky metric whose spikes the
+    check excluded one by one (tweets per hour: 50-80 on a usual 0-3, every day or two) keeps
+    producing them, so they are its ordinary tail, not news. Fewer episodes (a repeated incident
+    every few weeks) stay anomalous.
+    """
+    observed = ~np.isnan(p.values)
+    if np.count_nonzero(observed) < TAIL_EPISODES * 4:
+        return False
+    values, current = p.values, x
+    if p.profile is not None and p.cal.current_phase is not None:
+        values = p.profile.remove(values, p.profile.loo)
+        current = float(p.profile.remove(np.array([x]), np.array([p.profile.profile[p.cal.current_phase]]))[0])
+    # Each run against the running median of the runs before it (a trend or a level change is
+    # not a tail), the current run against the same median of the latest runs.
+    seen = values[observed]
+    level = pd.Series(seen).rolling(TAIL_LEVEL_RUNS, min_periods=3).median().shift(1).to_numpy()
+    gap = seen - level
+    now = current - float(np.median(seen[-TAIL_LEVEL_RUNS:]))
+    beyond = (gap >= now) if delta > 0 else (gap <= now)
+    beyond &= ~np.isnan(gap)
+    episodes = int(np.count_nonzero(beyond & ~np.concatenate(([False], beyond[:-1]))))
+    return episodes >= TAIL_EPISODES
 
 
 def _judge_constant(p: _Prepared, alpha: float) -> MetricResult:

@@ -103,6 +103,33 @@ def test_a_poisson_count_past_its_largest_value_is_not_outside_its_domain():
         assert kinds.beyond_domain(values, values.max() + 2) == 0.0
 
 
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_spikes_the_history_keeps_producing_become_its_tail(seed):
+    """Hourly counts of 0-3 with bursts of 40-80 every day or so: the first bursts alert, and a
+    burst no larger than ten seen before (each excluded in turn) is ordinary; one twice as large
+    as any before still alerts."""
+    rng = np.random.default_rng(seed)
+    hours = pd.date_range("2026-03-02", periods=400, freq="h")
+    values = rng.poisson(1.5, hours.size).astype(float)
+    bursts = np.sort(rng.choice(np.arange(30, 390), 18, replace=False))
+    values[bursts] = rng.uniform(40, 80, bursts.size).round()
+    flags, _ = _walk(pd.DataFrame({"value": values}, index=hours), start=24)
+    assert flags[bursts[:3]].all()
+    # A burst no larger than ten earlier ones is the metric's tail (the level around is 1.5).
+    habitual = [b for k, b in enumerate(bursts) if np.count_nonzero(values[bursts[:k]] >= values[b]) >= 10]
+    assert habitual and not flags[habitual].any(), (habitual, np.flatnonzero(flags))
+    now = pd.Series({"value": 2 * values[bursts].max()}, name=hours[-1] + pd.Timedelta(hours=1))
+    assert detect(pd.DataFrame({"value": values}, index=hours), now, excluded=flags).is_anomaly
+
+
+def test_a_repeated_incident_that_is_not_yet_a_habit_still_alerts():
+    values = np.full(120, 100.0) + np.random.default_rng(4).normal(0, 2, 120)
+    values[[20, 45, 70, 95]] = 30.0  # the same drop four times in 120 runs
+    data = pd.DataFrame({"value": values}, index=DAYS[:120])
+    flags, _ = _walk(data, start=14)
+    assert flags[[20, 45, 70, 95]].all()
+
+
 def test_an_excluded_run_whose_value_is_ordinary_rejoins_the_baseline():
     values = np.array([10.0, 11, 9, 10, 12, 10, 11, 50, 10.5, 9.5])
     excluded = np.zeros(10, dtype=bool)
