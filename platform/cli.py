@@ -601,7 +601,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         if args.days < 1:
             parser.error("--days must be at least 1")
-        return run_demo(args.days, args.end)
+        try:
+            return run_demo(args.days, args.end)
+        except KeyboardInterrupt:
+            # Ctrl-C while the demo prepares (before its runs; those have their own handler).
+            print("\ninterrupted: stopped after 0 completed run(s)", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
     if args.command in ("dev", "ui"):
         return run_dev(args.host, args.port)
     if args.command == "serve":
