@@ -448,15 +448,11 @@ def _profile(
             return None
         fitted = fit_hour_weekday_profile(values[observed], cal.phases[observed],
                                           excluded=excluded[observed])
-        if fitted is None:
-            return None
-        loo = fitted.profile[cal.phases].astype(float)
-        loo[observed] = fitted.loo
-        return SeasonalProfile(fitted.profile, loo, multiplicative=fitted.multiplicative)
-    if observed.sum() < max(cfg.min_history_seasonal, 3 * cal.period):
+    elif observed.sum() < max(cfg.min_history_seasonal, 3 * cal.period):
         return None
-    fitted = fit_seasonal_profile(values[observed], cal.phases[observed], cal.period,
-                                  excluded=excluded[observed])
+    else:
+        fitted = fit_seasonal_profile(values[observed], cal.phases[observed], cal.period,
+                                      excluded=excluded[observed])
     if fitted is None:
         return None
     loo = fitted.profile[cal.phases].astype(float)
