@@ -9,12 +9,9 @@ many lines needed it.
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from data_platform.assets.ingestion import build_ingestion_asset
 from data_platform.resources.source import SourceResource
-from data_platform.resources.warehouse import TableStore, WarehouseIOManager, WarehouseResource
 from data_platform.sources import SourceError, fetch, load
 from data_platform.sources.files import clear_cache
 
@@ -110,32 +107,3 @@ def test_a_fallback_that_cannot_decode_a_line_is_refused_naming_the_source(tmp_p
     with pytest.raises(SourceError) as raised:
         fetch(f"orders_csv:{path}?encoding_fallback={fallback}", "orders", date(2025, 3, 3))
     assert str(raised.value).startswith(f"orders_csv:{path}: ") and problem in str(raised.value)
-
-
-def test_ingestion_reports_the_lines_decoded_with_the_fallback(tmp_path):
-    path = write(tmp_path / "orders.csv", [f"{HEADER}\n".encode(), *utf8_rows(40), latin1_row("L1"), latin1_row("L2")])
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    warehouse = WarehouseResource(url=url)
-    asset = build_ingestion_asset("orders", dg.DailyPartitionsDefinition(start_date="2025-03-01"))
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [asset],
-            partition_key="2025-03-03",
-            instance=instance,
-            resources={
-                "source": SourceResource(orders=f"orders_csv:{path}?encoding_fallback=latin-1"),
-                "warehouse": warehouse,
-                "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
-            },
-        )
-    assert result.success
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "source_rows_accounted"]
-    metadata = {key: value.value for key, value in check.metadata.items()}
-    assert check.passed and metadata["file_lines_decoded_with_fallback"] == 2
-    assert (metadata["accepted_rows"], metadata["rejected_rows"], metadata["file_lines"]) == (42, 0, 43)
-    store = TableStore(url)
-    try:
-        raw = store.read("orders_raw", ["2025-03-03"])
-        assert set(raw.loc[raw["order_id"].isin(["L1", "L2"]), "country"]) == {"R\xe9union"}
-    finally:
-        store.dispose()
