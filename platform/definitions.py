@@ -14,6 +14,11 @@ from data_platform.assets.models import MODEL_ASSET_KEYS, MODEL_ASSETS
 from data_platform.assets.partitions import daily_partitions
 from data_platform.assets.serving import SERVING_ASSET_KEYS, SERVING_ASSETS, SERVING_CHECKS
 from data_platform.assets.streaming import STREAM_ASSETS, STREAM_CHECKS
+from data_platform.checks.completeness import (
+    build_completeness_checks,
+    build_partition_freshness_checks,
+    build_partition_freshness_sensor,
+)
 from data_platform.checks.platform import build_platform_checks
 from data_platform.jobs import DOWNSTREAM_ASSETS, build_jobs, build_schedules
 from data_platform.jobs.alerts import build_check_failure_sensor
@@ -27,7 +32,7 @@ from data_platform.resources.source import (
 )
 from data_platform.resources.warehouse import WarehouseIOManager, WarehouseResource
 from data_platform.sources.db import tune_sqlite_connections
-from data_platform.sources.schemas import ENTITIES
+from data_platform.sources.schemas import ENTITIES, EVENT_ENTITIES
 
 # Every process that loads these definitions (the demo, run workers, the CLI) stores Dagster
 # events in SQLite on the embedded default: make those commits cheap (see the function's doc).
@@ -67,15 +72,25 @@ def build_definitions(
     feature_store_assets, feature_store_checks = build_feature_store()
     assets.extend(feature_store_assets)
     checks = build_platform_checks(assets) + SERVING_CHECKS + STREAM_CHECKS + feature_store_checks
+    # A daily partition that never arrives: late (freshness, on a clock) or skipped (a gap).
+    raw_events = [f"{entity}_raw" for entity in EVENT_ENTITIES]
+    freshness_checks = build_partition_freshness_checks(raw_events)
+    checks += build_completeness_checks(raw_events) + freshness_checks
     assets.extend(STREAM_ASSETS)
-    jobs = build_jobs(DOWNSTREAM_ASSETS + FEATURE_STORE_ASSET_KEYS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS)
+    jobs = build_jobs(
+        DOWNSTREAM_ASSETS + FEATURE_STORE_ASSET_KEYS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS,
+        sensor_checks=freshness_checks,
+    )
     warehouse = warehouse or warehouse_from_env()
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
         schedules=build_schedules(jobs),
-        sensors=[build_check_failure_sensor(sinks=sinks_from_env())],
+        sensors=[
+            build_check_failure_sensor(sinks=sinks_from_env()),
+            build_partition_freshness_sensor(freshness_checks),
+        ],
         resources={
             "source": source,
             "warehouse": warehouse,

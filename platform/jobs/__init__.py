@@ -7,6 +7,7 @@ Dagster's default (one process per step on the run's machine) or dagster-celery 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -74,7 +75,14 @@ def executor_from_env(environ: dict[str, str] | None = None) -> dg.ExecutorDefin
     return celery_executor.configured(config, name="celery_executor")
 
 
-def build_jobs(downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(
+    downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS,
+    *,
+    sensor_checks: Sequence[dg.AssetChecksDefinition] = (),
+) -> list[dg.UnresolvedAssetJobDefinition]:
+    """The jobs; `sensor_checks` run only when their sensor launches them, never in a job: a
+    freshness check judges the clock, and in a run of an older day it would fail on the days
+    the run has not reached yet."""
     executor = executor_from_env()
     # The recommendation cache is refreshed whenever the models are retrained.
     trained = MODEL_ASSET_KEYS + SERVING_ASSET_KEYS
@@ -95,6 +103,9 @@ def build_jobs(downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS + MODEL_AS
          "Everything in dependency order: dimensions, the run's daily partition (a backfill "
          "covers a range), features and models."),
     ]
+    if sensor_checks:
+        specs = [(name, selection - dg.AssetSelection.checks(*sensor_checks), description)
+                 for name, selection, description in specs]
     return [
         dg.define_asset_job(name, selection=selection, description=description, executor_def=executor)
         for name, selection, description in specs
