@@ -65,7 +65,7 @@ def pipeline_stages(rows: int, with_models: bool) -> dict:
     from data_platform.quality import health
     from data_platform.quality.anomaly import detect
     from data_platform.quality.cleaning import clean
-    from data_platform.resources.tablestore import TableStore
+    from data_platform.tablestore import TableStore
 
     out: dict = {"rows": rows, "stages": []}
 

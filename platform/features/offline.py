@@ -22,8 +22,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from data_platform.features.view import FeatureView
-from data_platform.resources.tablestore import PARTITION_COLUMN, TableStore
 from data_platform.sources.db import make_engine
+from data_platform.tablestore import PARTITION_COLUMN, TableStore
 
 ROW = "_row"
 LABEL_TS = "_label_ts"

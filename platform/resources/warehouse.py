@@ -1,6 +1,6 @@
 """The warehouse resource and the IO manager that stores every asset's DataFrame in it.
 
-All storage logic lives in the Dagster-free :mod:`data_platform.resources.tablestore`; this module
+All storage logic lives in the Dagster-free :mod:`data_platform.tablestore`; this module
 only maps assets to tables (key path joined by ``__``) and partitions to partition keys. The URL
 may carry a password, so it is built from ``EnvVar("DATA_PLATFORM_WAREHOUSE_URL")`` and never put
 in metadata, logs or messages.
@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, PrivateAttr
 
-from data_platform.resources.tablestore import PARTITION_COLUMN, TableStore, WarehouseError
+from data_platform.tablestore import PARTITION_COLUMN, TableStore, WarehouseError
 
 WAREHOUSE_URL_ENV = "DATA_PLATFORM_WAREHOUSE_URL"
 DEFAULT_WAREHOUSE_URL = "sqlite:///.data/warehouse.db"

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from data_platform.resources.tablestore import TableStore, describe_frame, encode_csv
 from data_platform.sources.db import make_engine
+from data_platform.tablestore import TableStore, describe_frame, encode_csv
 
 BENCH_COLUMNS = 8
 

@@ -113,9 +113,9 @@ def wait_ready(port: int, timeout: float = 300) -> dict:
 def bench_world(users: int):
     import redis
 
-    from data_platform.resources.tablestore import TableStore
     from data_platform.serving import publish
     from data_platform.serving.warehouse import cache_table
+    from data_platform.tablestore import TableStore
 
     folder = Path(tempfile.mkdtemp(prefix="dp-bench-serving-"))
     redis_port = free_port()

@@ -13,9 +13,9 @@ import asyncio
 import sqlalchemy as sa
 
 from data_platform.features import online
-from data_platform.resources.tablestore import TableStore
 from data_platform.serving.resp import RespClient
 from data_platform.sources.db import make_engine
+from data_platform.tablestore import TableStore
 
 
 class FeaturesUnavailable(Exception):

@@ -8,7 +8,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from data_platform.resources.tablestore import TableStore
 from data_platform.serving.cache import (
     CacheNotReady,
     CacheUnavailable,
@@ -20,6 +19,7 @@ from data_platform.serving.config import ServingConfig
 from data_platform.serving.features import RedisFeatureReader, SqlFeatureReader
 from data_platform.serving.metrics import ServingMetrics
 from data_platform.serving.warehouse import WarehouseSnapshot, load_snapshot, signature
+from data_platform.tablestore import TableStore
 
 log = logging.getLogger("data_platform.serving")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from data_platform.resources.tablestore import TableStore
 from data_platform.serving import layout
 from data_platform.serving.config import CACHE_TABLE, RECOMMENDATIONS_TABLE
+from data_platform.tablestore import TableStore
 
 UNKNOWN_VERSION = "unknown"
 

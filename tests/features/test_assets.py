@@ -10,8 +10,8 @@ from data_platform.definitions import defs
 from data_platform.features import OfflineStore
 from data_platform.features.views import CUSTOMER_FEATURES
 from data_platform.resources.redis import RedisResource
-from data_platform.resources.tablestore import TableStore
 from data_platform.resources.warehouse import WarehouseIOManager, WarehouseResource
+from data_platform.tablestore import TableStore
 
 
 def rfm(now: pd.Timestamp, n: int = 30) -> pd.DataFrame:

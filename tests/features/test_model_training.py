@@ -17,9 +17,9 @@ from data_platform.features.views import CUSTOMER_FEATURES, customer_rows
 from data_platform.ml import recommender, segmentation
 from data_platform.ml.features import customer_rfm
 from data_platform.resources.model_store import ModelStore, ModelStoreResource
-from data_platform.resources.tablestore import TableStore
 from data_platform.resources.warehouse import WarehouseIOManager, WarehouseResource
 from data_platform.sources import synthetic
+from data_platform.tablestore import TableStore
 
 CUTOFF = pd.Timestamp("2026-03-10 12:00:00")
 H = pd.Timedelta(hours=1)

@@ -30,9 +30,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from data_platform.resources import tablestore
-from data_platform.resources.tablestore import STAGING_PREFIX, TableStore, WarehouseError
+from data_platform import tablestore
 from data_platform.sources.db import make_engine
+from data_platform.tablestore import STAGING_PREFIX, TableStore, WarehouseError
 
 BIG_ROWS = 120_000
 CHUNK_ROWS = 10_000
@@ -42,7 +42,7 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import pandas as pd
-    from data_platform.resources import tablestore
+    from data_platform import tablestore
 
     url, table, partition, stop_at, marker = sys.argv[1:6]
     rows, chunk_rows = int(sys.argv[6]), int(sys.argv[7])
@@ -65,15 +65,15 @@ CHILD = textwrap.dedent(
 
     if stop_at == "first_chunk":
         # The second chunk is being produced: the first one is already in the transaction.
-        tablestore.encode_csv = after_chunks(tablestore.encode_csv, 2)
-        tablestore._python_rows = after_chunks(tablestore._python_rows, 2)
+        tablestore.copy.encode_csv = after_chunks(tablestore.copy.encode_csv, 2)
+        tablestore.store.python_rows = after_chunks(tablestore.store.python_rows, 2)
     elif stop_at == "before_commit":
         # The manifest is written last, after every chunk was loaded: only COMMIT is left.
-        original = tablestore.TableStore._write_manifest
+        original = tablestore.manifest.Manifest.write
         def before_commit(self, conn, name, specs):
             original(self, conn, name, specs)
             halt()
-        tablestore.TableStore._write_manifest = before_commit
+        tablestore.manifest.Manifest.write = before_commit
     store = tablestore.TableStore(url, chunk_rows=chunk_rows)
     frame = pd.DataFrame({"id": range(rows), "label": "new", "payload": "x" * 40})
     store.write(table, frame, partition=None if partition == "-" else partition)
@@ -298,7 +298,7 @@ def test_outage_shorter_than_the_connect_retries_is_ridden_out(flaky):
 
 def test_outage_longer_than_the_retries_fails_cleanly_and_keeps_the_partition(flaky, monkeypatch):
     proxy, url = flaky
-    monkeypatch.setattr(tablestore, "CONNECT_FIRST_DELAY_S", 0.05)
+    monkeypatch.setattr(tablestore.store, "CONNECT_FIRST_DELAY_S", 0.05)
     store = TableStore(url)
     try:
         previous = pd.DataFrame({"id": range(100), "label": "old"})
@@ -320,7 +320,7 @@ def test_connection_cut_during_the_copy_fails_the_write_atomically(flaky, monkey
     try:
         previous = pd.DataFrame({"id": range(100), "label": "old"})
         store.write("facts", previous, partition="p")
-        encode = tablestore.encode_csv
+        encode = tablestore.copy.encode_csv
         calls = {"n": 0}
 
         def cut_on_third_chunk(*args, **kwargs):
@@ -329,7 +329,7 @@ def test_connection_cut_during_the_copy_fails_the_write_atomically(flaky, monkey
                 proxy.cut(0.2)
             return encode(*args, **kwargs)
 
-        monkeypatch.setattr(tablestore, "encode_csv", cut_on_third_chunk)
+        monkeypatch.setattr(tablestore.copy, "encode_csv", cut_on_third_chunk)
         new = pd.DataFrame({"id": range(10_000), "label": "new"})
         with pytest.raises(sa.exc.DBAPIError):
             store.write("facts", new, partition="p")

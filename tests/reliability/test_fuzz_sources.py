@@ -34,10 +34,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_platform.resources.tablestore import TableStore
 from data_platform.sources import SCHEMAS, SourceError, fetch, load
 from data_platform.sources.files import NUL_REASON, clear_cache
 from data_platform.sources.records import MAX_UNDECODABLE_SHARE
+from data_platform.tablestore import TableStore
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 FEWER = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

@@ -36,11 +36,11 @@ import sqlalchemy as sa
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, daily_asset_keys
 from data_platform.resources.source import SourceResource
-from data_platform.resources.tablestore import STAGING_PREFIX
 from data_platform.resources.warehouse import TableStore, WarehouseResource
 from data_platform.sources import synthetic
 from data_platform.sources.db import make_engine
 from data_platform.sources.schemas import EVENT_ENTITIES
+from data_platform.tablestore import STAGING_PREFIX
 
 _spec = importlib.util.spec_from_file_location("crash_helpers", Path(__file__).with_name("test_crash.py"))
 crash_helpers = importlib.util.module_from_spec(_spec)
@@ -56,10 +56,10 @@ SITECUSTOMIZE = textwrap.dedent(
     """
     import os, time
     from pathlib import Path
-    from data_platform.resources import tablestore
+    from data_platform.tablestore import manifest
 
     _table, _marker = os.environ["DP_TEST_HALT_TABLE"], Path(os.environ["DP_TEST_HALT_MARKER"])
-    _original = tablestore.TableStore._write_manifest
+    _original = manifest.Manifest.write
 
     def _halt_before_commit(self, conn, table, specs):
         _original(self, conn, table, specs)
@@ -68,7 +68,7 @@ SITECUSTOMIZE = textwrap.dedent(
             time.sleep(300)
             raise SystemExit("was not killed")
 
-    tablestore.TableStore._write_manifest = _halt_before_commit
+    manifest.Manifest.write = _halt_before_commit
     """
 )
 

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, daily_asset_keys
 from data_platform.resources.source import SourceResource
-from data_platform.resources.tablestore import STAGING_PREFIX
 from data_platform.resources.warehouse import TableStore, WarehouseResource
 from data_platform.sources.db import make_engine
+from data_platform.tablestore import STAGING_PREFIX
 
 PARTITION = "2025-03-03"
 NEIGHBOUR = "2025-03-02"
@@ -59,9 +59,15 @@ class CrashBeforeCommitStore(TableStore):
     def __init__(self, url: str, port: int, crash_table: str, marker: str):
         super().__init__(url)
         self.url, self.port, self.crash_table, self.marker = url, port, crash_table, Path(marker)
+        write_manifest = self._manifest.write  # the last step of every write, before COMMIT
 
-    def _write_manifest(self, conn, table, specs):
-        super()._write_manifest(conn, table, specs)
+        def write_manifest_then_crash(conn, table, specs):
+            write_manifest(conn, table, specs)
+            self._crash_once(conn, table)
+
+        self._manifest.write = write_manifest_then_crash
+
+    def _crash_once(self, conn, table):
         if table != self.crash_table or self.marker.exists():
             return
         self.marker.touch()

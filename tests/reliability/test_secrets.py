@@ -122,7 +122,7 @@ def test_warehouse_password_never_leaks_from_a_real_run(secret_warehouse_url, mo
 def test_unreachable_warehouse_fails_without_showing_its_password(monkeypatch, capfd, tmp_path):
     canary = make_canary()
     monkeypatch.setenv(WAREHOUSE_URL_ENV, f"postgresql://owner:{canary}@{CLOSED_PORT_HOST}/warehouse")
-    monkeypatch.setattr("data_platform.resources.tablestore.CONNECT_FIRST_DELAY_S", 0.01)
+    monkeypatch.setattr("data_platform.tablestore.store.CONNECT_FIRST_DELAY_S", 0.01)
     defs = build_definitions(source=SourceResource(synthetic_incidents=False))
     home = make_home(tmp_path)
     with dg.instance_for_test(temp_dir=str(home)) as instance:

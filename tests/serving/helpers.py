@@ -73,8 +73,8 @@ def make_popular(tag: str, n: int = 20) -> pd.DataFrame:
 
 
 def write_warehouse(url: str, recs: pd.DataFrame, popular: pd.DataFrame, model_version: str) -> None:
-    from data_platform.resources.tablestore import TableStore
     from data_platform.serving.warehouse import cache_table
+    from data_platform.tablestore import TableStore
 
     store = TableStore(url)
     store.write("recommendations", recs)

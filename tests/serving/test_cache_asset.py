@@ -10,9 +10,9 @@ from data_platform.assets.serving import recommendation_cache, served_version
 from data_platform.ml.recommender import EaseRanker
 from data_platform.resources.model_store import ModelStoreResource
 from data_platform.resources.redis import RedisResource
-from data_platform.resources.tablestore import TableStore
 from data_platform.resources.warehouse import WarehouseIOManager, WarehouseResource
 from data_platform.serving import publish
+from data_platform.tablestore import TableStore
 
 
 def interactions(users=30, items=25, seed=0):

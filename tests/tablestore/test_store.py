@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from data_platform.resources import tablestore
-from data_platform.resources.tablestore import PARTITION_COLUMN, TableStore, WarehouseError
+from data_platform import tablestore
 from data_platform.sources.db import make_engine
+from data_platform.tablestore import PARTITION_COLUMN, ColumnSpec, TableStore, WarehouseError
 
 
 @pytest.fixture
@@ -126,8 +126,8 @@ def _fail_on_second_chunk(monkeypatch):
 
         return failing
 
-    monkeypatch.setattr(tablestore, "encode_csv", wrap(tablestore.encode_csv))
-    monkeypatch.setattr(tablestore, "_python_rows", wrap(tablestore._python_rows))
+    monkeypatch.setattr(tablestore.copy, "encode_csv", wrap(tablestore.copy.encode_csv))
+    monkeypatch.setattr(tablestore.store, "python_rows", wrap(tablestore.store.python_rows))
     return calls
 
 
@@ -238,12 +238,12 @@ def test_tables_not_written_by_the_store_are_not_overwritten(warehouse_url, stor
 
 
 def test_connection_failures_are_retried_then_reported_without_password(monkeypatch):
-    monkeypatch.setattr(tablestore, "CONNECT_FIRST_DELAY_S", 0.01)
+    monkeypatch.setattr(tablestore.store, "CONNECT_FIRST_DELAY_S", 0.01)
     store = TableStore("postgresql://reader:s3cret@127.0.0.1:1/nowhere")
     with pytest.raises(WarehouseError) as caught:
         store.exists("anything")
     message = str(caught.value)
-    assert f"after {tablestore.CONNECT_ATTEMPTS} attempts" in message
+    assert f"after {tablestore.store.CONNECT_ATTEMPTS} attempts" in message
     assert "s3cret" not in message and "***" in message
 
 
@@ -251,7 +251,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import pandas as pd
-    from data_platform.resources.tablestore import TableStore
+    from data_platform.tablestore import TableStore
 
     url, label, rounds, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
     store = TableStore(url, chunk_rows=500)
@@ -347,14 +347,14 @@ def test_postgres_read_reports_a_failing_copy_and_leaves_no_thread(postgres_url)
 def test_postgres_parse_error_mid_stream_stops_the_copy_without_hanging(postgres_url):
     # Far more output than a pipe holds, unparseable as the declared type from the first row:
     # the parser fails while the COPY is still producing, and the read must end, not wait.
-    spec = tablestore.ColumnSpec("n", "int", "int64")
+    spec = ColumnSpec("n", "int", "int64")
     engine = make_engine(postgres_url)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         statement = "COPY (SELECT 'not a number' FROM generate_series(1, 2000000)) TO STDOUT WITH (FORMAT csv)"
         with pytest.raises(Exception, match="int64"):
-            tablestore._copy_to_frame(cursor, statement, [spec], "utf_8")
+            tablestore.copy.copy_to_frame(cursor, statement, [spec], "utf_8")
         assert _copy_threads() == []
     finally:
         raw.invalidate()
