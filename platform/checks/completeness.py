@@ -44,10 +44,9 @@ def deadline_cron(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     raw = environ.get(DEADLINE_ENV, "").strip()
     try:
-        hours = float(raw) if raw else DEFAULT_DEADLINE_HOURS
-    except ValueError:
-        hours = -1.0
-    minutes = round(hours * 60)
+        minutes = round((float(raw) if raw else DEFAULT_DEADLINE_HOURS) * 60)
+    except (ValueError, OverflowError):  # not a number, nan, inf
+        minutes = -1
     if not 0 <= minutes < 24 * 60:
         raise ValueError(f"{DEADLINE_ENV}={raw!r}: expected hours after midnight UTC, from 0 to below 24 (e.g. 6)")
     return f"{minutes % 60} {minutes // 60} * * *"

@@ -165,7 +165,7 @@ def test_the_deadline_comes_from_the_environment():
     assert deadline_cron({}) == "0 6 * * *"
     assert deadline_cron({DEADLINE_ENV: "7.5"}) == "30 7 * * *"
     assert deadline_cron({DEADLINE_ENV: "0"}) == "0 0 * * *"
-    for wrong in ("24", "-1", "six"):
+    for wrong in ("24", "-1", "six", "nan", "inf"):
         with pytest.raises(ValueError, match=DEADLINE_ENV):
             deadline_cron({DEADLINE_ENV: wrong})
 
