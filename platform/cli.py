@@ -221,6 +221,7 @@ def pin_partition_start(instance, first_day=None) -> str | None:
     import dagster as dg
 
     from data_platform.assets.partitions import DEFAULT_START_DATE
+    from data_platform.checks.event_store import materialized_partitions
     from data_platform.resources.source import SYNTHETIC, specs_from_env
     from data_platform.sources.schemas import EVENT_ENTITIES
 
@@ -231,7 +232,7 @@ def pin_partition_start(instance, first_day=None) -> str | None:
         return None
     candidates = [max(first_day, DEFAULT_START_DATE)] if first_day is not None else []
     for entity in EVENT_ENTITIES:
-        for key in instance.get_materialized_partitions(dg.AssetKey(f"{entity}_raw")):
+        for key in materialized_partitions(instance, dg.AssetKey(f"{entity}_raw")):
             try:
                 candidates.append(date.fromisoformat(key))
             except ValueError:

@@ -7,6 +7,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
+from data_platform.checks import event_store
 from data_platform.quality import health
 from data_platform.sources.schemas import EntitySchema
 
@@ -52,15 +53,22 @@ def health_metadata(
 
 def rule_result(asset_key: str, check_name: str, result: dg.AssetCheckResult, **fields) -> dg.AssetCheckResult:
     """A rule from `checks.rules` evaluated inside the asset's own step, named for its spec."""
-    return result._replace(asset_key=dg.AssetKey(asset_key), check_name=check_name, **fields)
+    values = {
+        "passed": result.passed,
+        "severity": result.severity,
+        "description": result.description,
+        "metadata": result.metadata,
+        **fields,
+    }
+    return dg.AssetCheckResult(asset_key=dg.AssetKey(asset_key), check_name=check_name, **values)
 
 
 def previous_metadata(context: dg.AssetExecutionContext, asset_key: str) -> dict | None:
     """Metadata of the asset's latest materialization before this run (any partition)."""
-    records = context.instance.fetch_materializations(dg.AssetKey(asset_key), limit=1).records
-    if not records:
+    record = event_store.latest_materialization(context.instance, dg.AssetKey(asset_key))
+    if record is None:
         return None
-    return dict(records[0].asset_materialization.metadata)
+    return dict(record.asset_materialization.metadata)
 
 
 def table_out(group: str, description: str) -> dg.AssetOut:

@@ -10,6 +10,7 @@ import time
 import dagster as dg
 import pandas as pd
 
+from data_platform.checks import event_store
 from data_platform.quality import health
 from data_platform.resources.model_store import ModelStoreResource
 from data_platform.resources.redis import RedisResource
@@ -25,7 +26,7 @@ RECOMMENDATIONS = dg.AssetKey("recommendations")
 def latest_model_version(instance: dg.DagsterInstance, model_store: ModelStoreResource) -> str:
     """The model behind the stored `recommendations`: its materialization names it; the newest
     stored recommender otherwise."""
-    event = instance.get_latest_materialization_event(RECOMMENDATIONS)
+    event = event_store.latest_materialization_event(instance, RECOMMENDATIONS)
     metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
     if "model_version" in metadata:
         return str(metadata["model_version"].value)

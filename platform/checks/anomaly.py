@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from data_platform.checks import event_store
 from data_platform.quality.anomaly import format_range, format_value
 from data_platform.quality.health import DURATION_SECONDS
 from data_platform.quality.history import (
@@ -154,7 +155,7 @@ def _anomaly_check(
     @dg.asset_check(asset=key, name=name, blocking=options["blocking"], description=description)
     def _check(context) -> dg.AssetCheckResult:  # annotation would be a string: Dagster rejects it
         started = time.perf_counter()
-        known_def = partitions_def or _partitions_def_from_context(context, key)
+        known_def = partitions_def or _partitions_def_from_context(context)
         result = evaluate_anomaly(
             context.instance,
             key,
@@ -166,17 +167,23 @@ def _anomaly_check(
         )
         # The check's own cost (history fetch included), beside the verdict it explains.
         seconds = dg.MetadataValue.float(time.perf_counter() - started)
-        return result._replace(metadata={**result.metadata, DURATION_SECONDS: seconds})
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=result.severity,
+            description=result.description,
+            metadata={**result.metadata, DURATION_SECONDS: seconds},
+        )
 
     return _check
 
 
 def _partitions_def_from_context(
-    context: dg.AssetCheckExecutionContext, key: dg.AssetKey
+    context: dg.AssetCheckExecutionContext,
 ) -> dg.PartitionsDefinition | None:
-    # A check built from a bare key learns the partitioning from the job it runs in.
+    # A check built from a bare key learns the partitioning from the job it runs in (a job has
+    # one partitioning; an unpartitioned asset in it has no partition to place in a window).
     try:
-        return context.job_def.asset_layer.asset_graph.get(key).partitions_def
+        return context.job_def.partitions_def
     except Exception:  # noqa: BLE001 - unknown in this job: fall back to key order
         return None
 
@@ -280,9 +287,7 @@ def _current_points(
     if run_id is not None:
         cursor = None
         while True:
-            page = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=key), limit=_PAGE, cursor=cursor, ascending=False
-            )
+            page = event_store.materializations(instance, key, limit=_PAGE, cursor=cursor)
             mine = [r for r in page.records if r.run_id == run_id]
             points.extend(_point(r) for r in mine)
             # The run's own materializations are the newest; stop at the first page with others.
@@ -291,10 +296,9 @@ def _current_points(
             cursor = page.cursor
     if points:
         return sorted(points, key=lambda p: p.storage_id)
-    records_filter = dg.AssetRecordsFilter(
-        asset_key=key, asset_partitions=[partition] if partition else None
-    )
-    latest = instance.fetch_materializations(records_filter, limit=1, ascending=False).records
+    latest = event_store.materializations(
+        instance, key, limit=1, partitions=[partition] if partition else None
+    ).records
     return [_point(r) for r in latest]
 
 
@@ -329,20 +333,12 @@ def _window_points(
     from the stored materializations.
     """
     current_ids = {p.storage_id for p in current}
-    latest = instance.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(window)
-    )
+    latest = event_store.latest_storage_id_by_partition(instance, key, window)
     wanted = {sid for sid in latest.values() if sid not in current_ids}
     # Older materializations of the judged partitions are not history but may be re-judged.
     flags, snapshots = _read_verdicts(instance, check_key, wanted, since=None)
-    missing = sorted(wanted - snapshots.keys())
-    fetched: list[Point] = []
-    for start in range(0, len(missing), _PAGE):
-        chunk = missing[start : start + _PAGE]
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, storage_ids=chunk), limit=len(chunk)
-        ).records
-        fetched.extend(_point(r) for r in records)
+    missing = wanted - snapshots.keys()
+    fetched = [_point(r) for r in event_store.materializations_by_storage_id(instance, key, missing)]
     unflagged = [p for p in fetched if p.storage_id not in flags]
     if unflagged:
         since = min(p.timestamp for p in unflagged) - 1.0
@@ -367,16 +363,15 @@ def _read_verdicts(
     snapshots: dict[int, Point] = {}
     if not wanted:
         return flags, snapshots
-    storage = instance.event_log_storage
     page_size = min(_PAGE, len(wanted) + 16)
     cursor = None
     scanned = 0
     while scanned < len(wanted) * _MAX_SCAN_FACTOR:
-        records = storage.get_asset_check_execution_history(
-            check_key, limit=page_size, cursor=cursor
+        records = event_store.check_history_page(
+            instance, check_key, limit=page_size, before_id=cursor
         )
         for record in records:
-            evaluation = _evaluation(record)
+            evaluation = record.evaluation
             if evaluation is None:
                 continue
             judged, points = read_state(evaluation.metadata)
@@ -389,7 +384,7 @@ def _read_verdicts(
         scanned += len(records)
         if since is None or len(records) < page_size or len(flags) == len(wanted):
             break
-        if records[-1].create_timestamp < since:
+        if records[-1].created_at < since:
             break
         cursor = records[-1].id
         page_size = _PAGE
@@ -488,10 +483,8 @@ def _history_points(
     """
     oldest_current = min(p.storage_id for p in current)
     if current[0].partition is None:
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, before_storage_id=oldest_current),
-            limit=lookback,
-            ascending=False,
+        page = event_store.materializations(
+            instance, key, limit=lookback, before_storage_id=oldest_current
         )
         return [_point(r) for r in reversed(page.records)], None
 
@@ -503,11 +496,8 @@ def _history_points(
     cursor = None
     scanned = 0
     while scanned < lookback * _MAX_SCAN_FACTOR:
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key),
-            limit=min(_PAGE, lookback * 2),
-            cursor=cursor,
-            ascending=False,
+        page = event_store.materializations(
+            instance, key, limit=min(_PAGE, lookback * 2), cursor=cursor
         )
         scanned += len(page.records)
         current_ids = {p.storage_id for p in current}
@@ -538,14 +528,6 @@ def _past_flags(
     since = min(p.timestamp for p in past) - 1.0
     flags, _ = _read_verdicts(instance, check_key, {p.storage_id for p in past}, since)
     return flags
-
-
-def _evaluation(record: Any) -> dg.AssetCheckEvaluation | None:
-    event = record.event
-    if event is None or event.dagster_event is None:
-        return None
-    data = event.dagster_event.event_specific_data
-    return data if isinstance(data, dg.AssetCheckEvaluation) else None
 
 
 def _judge_walk_forward(
@@ -809,7 +791,8 @@ def _write_benchmark_history(
         instance.report_runless_asset_event(
             dg.AssetMaterialization(key, partition=partition, metadata=metrics)
         )
-        record = instance.fetch_materializations(key, limit=1).records[0]
+        record = event_store.latest_materialization(instance, key)
+        assert record is not None
         storage_id = record.storage_id
         is_anomaly = i % 50 == 49
         instance.report_runless_asset_event(

@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from data_platform.checks import event_store
 from data_platform.checks.anomaly import _asset_keys, _current_points
 from data_platform.quality import health
 from data_platform.quality.history import (
@@ -219,14 +220,8 @@ def _past_row_counts(
 ) -> dict[date, float | None]:
     """Row counts of the latest materialization of the same weekday in each of `weeks` weeks."""
     days = {(day - timedelta(weeks=k)).isoformat(): day - timedelta(weeks=k) for k in range(1, weeks + 1)}
-    latest = instance.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(days)
-    )
-    if not latest:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(latest.values())), limit=len(latest)
-    ).records
+    latest = event_store.latest_storage_id_by_partition(instance, key, days)
+    records = event_store.materializations_by_storage_id(instance, key, latest.values())
     out: dict[date, float | None] = {}
     for record in records:
         materialization = record.asset_materialization
@@ -366,11 +361,11 @@ def evaluate_rule(
     for point in points:
         metadata = point.raw
         if previous:
-            before = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=key, before_storage_id=point.storage_id), limit=1
-            ).records
+            before = event_store.latest_materialization(
+                instance, key, before_storage_id=point.storage_id
+            )
             results.append(
-                schema_drift(before[0].asset_materialization.metadata if before else None, metadata)
+                schema_drift(before.asset_materialization.metadata if before else None, metadata)
             )
         else:
             assert rule is not None

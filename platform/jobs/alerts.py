@@ -1,11 +1,14 @@
 """A sensor that alerts on failed asset checks: `build_check_failure_sensor`.
 
-Dagster OSS has no sensor that fires on failed asset checks, so this one reads the check
-evaluations from the event log after a cursor, groups the failures of one asset in one run into
-one alert, throttles repeats (`data_platform.quality.alerting`) and sends to the chosen sinks.
+Dagster OSS has no sensor that fires on failed asset checks, so this one reads each check's
+execution history after a per-check position (`data_platform.checks.event_store`: every check
+of the code location and every check it has seen, evaluations reported outside a run included),
+groups the failures of one asset in one run into one alert, throttles repeats
+(`data_platform.quality.alerting`) and sends to the chosen sinks.
 
-The cursor is JSON: the last storage id applied, each check's alert state, and which sinks
-already have an alert whose delivery is unfinished. A sink that stays down after its retries
+The cursor is JSON: each check's read position, each check's alert state (with the time of the
+last evaluation applied, which orders evaluations), and which sinks already have an alert whose
+delivery is unfinished. A sink that stays down after its retries
 stops the cursor before that alert: the next tick retries it (sinks that already have it are
 skipped), so an alert is never lost and never sent twice to the same sink.
 """
@@ -21,9 +24,8 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from data_platform.checks import event_store
 from data_platform.checks.anomaly import judged_partition
 from data_platform.quality.alerting import (
     Alert,
@@ -37,10 +39,12 @@ from data_platform.resources.alerts import SINK_NAMES, SINK_RESOURCE_KEYS, Alert
 
 DEFAULT_BASE_URL = "http://127.0.0.1:3000"
 BASE_URL_ENV = "DATA_PLATFORM_UI_BASE_URL"
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 # Evaluations of a run still in progress wait for the run so its failures make one alert, but
 # not forever: a run left "started" by a crashed worker must not silence every later alert.
 MAX_HOLD_SECONDS = 3600.0
+# A check planned by a run still going is read again until evaluated, for at most this long.
+PLANNED_WAIT_SECONDS = 7 * 24 * 3600.0
 _BATCH = 1000
 
 
@@ -104,26 +108,30 @@ def evaluate_alerts(
     batch_size: int = _BATCH,
 ) -> dg.SensorResult:
     """One tick: read new evaluations, alert, and return the next cursor."""
+    instance = context.instance
+    defined = event_store.checks_of(context.repository_def)
     if not context.cursor:
         # A new sensor starts at the end of the log: past failures were seen (or not) already,
         # and a first deployment must not flood the sinks with history.
-        latest = fetch_evaluations(context.instance, 0, 1, ascending=False)
-        start = latest[0].storage_id if latest else 0
-        cursor_text = dump_cursor(start, {}, {})
+        latest = event_store.latest_check_execution_ids(instance, defined)
+        read = {check_id(k): latest.get(k, 0) for k in defined}
         return dg.SensorResult(
-            skip_reason=dg.SkipReason(f"started after storage id {start}"), cursor=cursor_text
+            skip_reason=dg.SkipReason(f"started at the end of the log ({len(defined)} checks)"),
+            cursor=dump_cursor(read, {}, {}),
         )
     cursor = load_cursor(context.cursor)
-    after: int = cursor["after"]
     checks: dict[str, CheckState] = cursor["checks"]
     sent: dict[str, list[str]] = cursor["sent"]
-    records = fetch_evaluations(context.instance, after, batch_size)
-    evaluations = [e for e in (to_evaluation(r) for r in records) if e is not None]
-    ready, held_run = _ready(context.instance, evaluations, max_hold_seconds)
-    if held_run is None:
-        next_after = records[-1].storage_id if records else after
+    if cursor["read"] is None:
+        read = _migrate(context, defined, checks, max_hold_seconds)
     else:
-        next_after = evaluations[len(ready)].storage_id - 1
+        read = cursor["read"]
+    keys = {check_id(k): k for k in defined}
+    keys.update((c, check_key(c)) for c in read if c not in keys)
+    pending = _new_executions(instance, keys, read, batch_size)
+    runs = _RunStatus(instance)
+    evaluations, horizon = _unapplied(pending, checks, batch_size)
+    ready, held_run = _ready(runs, evaluations, max_hold_seconds, horizon)
     delivered = failed = 0
     error = ""
     for group in group_evaluations(ready):
@@ -142,7 +150,6 @@ def evaluate_alerts(
             if len(done) < len(sinks):
                 # Stop here: this alert and everything after it is read again next tick.
                 failed += 1
-                next_after = min(next_after, group.first_storage_id - 1)
                 context.log.error(
                     f"alert for {alert.asset} (run {alert.run_id}) not delivered: {error}; "
                     f"kept for the next tick (delivered so far to: {', '.join(done) or 'none'})"
@@ -153,13 +160,164 @@ def evaluate_alerts(
         checks.update(alert.new_state)
     if held_run is not None:
         context.log.info(f"waiting for run {held_run} to finish before alerting on its checks")
-    new_cursor = dump_cursor(next_after, checks, sent)
+    for name, executions in pending.items():
+        read[name] = _read_up_to(read.get(name, 0), executions, checks.get(name), runs)
     summary = (
-        f"read {len(records)} evaluations, sent {delivered} alerts"
+        f"read {len(evaluations)} evaluations, sent {delivered} alerts"
         + (f", {failed} undelivered (retried next tick): {error}" if failed else "")
         + (f", waiting for run {held_run}" if held_run else "")
     )
-    return dg.SensorResult(skip_reason=dg.SkipReason(summary), cursor=new_cursor)
+    return dg.SensorResult(
+        skip_reason=dg.SkipReason(summary), cursor=dump_cursor(read, checks, sent)
+    )
+
+
+def check_id(key: dg.AssetCheckKey) -> str:
+    """The check's name in the cursor and in alerts: `asset/path:check`."""
+    return f"{'/'.join(key.asset_key.path)}:{key.name}"
+
+
+def check_key(name: str) -> dg.AssetCheckKey:
+    asset, _, check = name.rpartition(":")
+    return dg.AssetCheckKey(dg.AssetKey(asset.split("/")), check)
+
+
+def position(execution: event_store.CheckExecution) -> int:
+    """Where an evaluation sits in the alerting order: its time, in microseconds.
+
+    Executions are numbered when planned, so ids do not follow evaluation order; an evaluation's
+    time does, and a late evaluation (of a run no longer awaited) comes after everything applied.
+    """
+    assert execution.evaluated_at is not None
+    return round(execution.evaluated_at * 1e6)
+
+
+def _new_executions(
+    instance: dg.DagsterInstance,
+    keys: Mapping[str, dg.AssetCheckKey],
+    read: Mapping[str, int],
+    batch_size: int,
+) -> dict[str, list[event_store.CheckExecution]]:
+    """Per check, its executions after its read position, oldest first (at most a batch)."""
+    latest = event_store.latest_check_execution_ids(instance, keys.values())
+    out: dict[str, list[event_store.CheckExecution]] = {}
+    for name, key in keys.items():
+        after = read.get(name, 0)
+        if latest.get(key, 0) > after:
+            out[name] = event_store.check_executions_after(
+                instance, key, after, newest_id=latest[key], limit=batch_size
+            )
+    return out
+
+
+def _unapplied(
+    pending: Mapping[str, Sequence[event_store.CheckExecution]],
+    checks: Mapping[str, CheckState],
+    batch_size: int,
+) -> tuple[list[Evaluation], int | None]:
+    """Evaluations not applied yet, in alerting order, and the position after which a check with
+    more executions than one batch may still have unread ones (those wait for the next tick)."""
+    evaluations: list[Evaluation] = []
+    horizon: int | None = None
+    for name, executions in pending.items():
+        applied = checks[name].storage_id if name in checks else 0
+        for execution in executions:
+            if execution.is_evaluated and position(execution) > applied:
+                evaluation = to_evaluation(execution)
+                if evaluation is not None:
+                    evaluations.append(evaluation)
+        if len(executions) >= batch_size:
+            # Unread executions were planned after the last one read, so evaluated after it too.
+            last = round(executions[-1].created_at * 1e6)
+            horizon = last if horizon is None else min(horizon, last)
+    evaluations.sort(key=lambda e: e.storage_id)
+    return evaluations, horizon
+
+
+class _RunStatus:
+    """Whether a run is still going, read once per run and tick."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+        self.finished: dict[str, bool] = {}
+
+    def is_going(self, run_id: str) -> bool:
+        if run_id not in self.finished:
+            run = self.instance.get_run_by_id(run_id) if run_id else None
+            self.finished[run_id] = run is None or run.is_finished
+        return not self.finished[run_id]
+
+
+def _ready(
+    runs: _RunStatus,
+    evaluations: Sequence[Evaluation],
+    max_hold_seconds: float,
+    horizon: int | None = None,
+) -> tuple[list[Evaluation], str | None]:
+    """The evaluations before the first one whose run is still going (and not too old)."""
+    now = time.time()
+    for index, evaluation in enumerate(evaluations):
+        if horizon is not None and evaluation.storage_id > horizon:
+            return list(evaluations[:index]), None
+        if runs.is_going(evaluation.run_id) and now - evaluation.timestamp < max_hold_seconds:
+            return list(evaluations[:index]), evaluation.run_id
+    return list(evaluations), None
+
+
+def _read_up_to(
+    after: int,
+    executions: Sequence[event_store.CheckExecution],
+    state: CheckState | None,
+    runs: _RunStatus,
+) -> int:
+    """The check's new read position: past every execution that is applied or will never be
+    evaluated. A planned execution of a run still going stops it (its evaluation will update
+    that same execution), for at most `PLANNED_WAIT_SECONDS`."""
+    applied = state.storage_id if state is not None else 0
+    now = time.time()
+    for execution in executions:
+        if execution.is_evaluated:
+            if position(execution) > applied:
+                break
+        elif runs.is_going(execution.run_id) and now - execution.created_at < PLANNED_WAIT_SECONDS:
+            break
+        after = execution.id
+    return after
+
+
+def _migrate(
+    context: dg.SensorEvaluationContext,
+    defined: Sequence[dg.AssetCheckKey],
+    checks: dict[str, CheckState],
+    max_hold_seconds: float,
+) -> dict[str, int]:
+    """Read positions for a cursor of the first version (one storage id for the whole log).
+
+    It continues from the old sensor's last tick: evaluations written after it are new, earlier
+    ones count as applied (an evaluation the old sensor still held then is not sent).
+    """
+    since_time = context.last_tick_completion_time or time.time()
+    since = round(since_time * 1e6)
+    keys = {check_id(k): k for k in defined}
+    keys.update((c, check_key(c)) for c in checks if c not in keys)
+    read: dict[str, int] = {}
+    for name, key in keys.items():
+        state = checks.setdefault(name, CheckState())
+        state.storage_id = max(state.storage_id, since)
+        # Executions planned before the old sensor's hold window cannot be news any more.
+        read[name] = 0
+        before = None
+        while True:
+            page = event_store.check_history_page(context.instance, key, limit=_BATCH, before_id=before)
+            old = [e for e in page if e.created_at < since_time - max_hold_seconds]
+            if old:
+                read[name] = old[0].id
+                break
+            if len(page) < _BATCH:
+                break
+            before = page[-1].id
+    context.log.info(f"alert cursor of version 1 migrated: continuing after {since_time:.0f}")
+    return read
 
 
 def _send(context: dg.SensorEvaluationContext, sink: str, alert: Alert, base_url: str) -> None:
@@ -170,51 +328,18 @@ def _send(context: dg.SensorEvaluationContext, sink: str, alert: Alert, base_url
     resource.deliver(alert, base_url, on_retry=lambda m: context.log.warning(f"{sink}: {m}"))
 
 
-def _ready(
-    instance: dg.DagsterInstance, evaluations: Sequence[Evaluation], max_hold_seconds: float
-) -> tuple[list[Evaluation], str | None]:
-    """The evaluations before the first one whose run is still going (and not too old)."""
-    finished: dict[str, bool] = {}
-    now = time.time()
-    for index, evaluation in enumerate(evaluations):
-        run_id = evaluation.run_id
-        if run_id not in finished:
-            run = instance.get_run_by_id(run_id)
-            finished[run_id] = run is None or run.is_finished
-        if not finished[run_id] and now - evaluation.timestamp < max_hold_seconds:
-            return list(evaluations[:index]), run_id
-    return list(evaluations), None
-
-
-def fetch_evaluations(
-    instance: dg.DagsterInstance, after: int, limit: int = _BATCH, *, ascending: bool = True
-) -> list[dg.EventLogRecord]:
-    """Asset-check evaluation records with storage id above `after`, oldest first by default."""
-    storage = instance.event_log_storage
-    records_filter = dg.EventRecordsFilter(
-        event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after
-    )
-    if isinstance(storage, SqliteEventLogStorage):
-        # The default SQLite storage keeps one file per run and refuses cross-run queries, but
-        # mirrors every check evaluation into its index file, which the generic SQL query
-        # reads: the ids there are global and increasing, like Postgres's.
-        return list(SqlEventLogStorage.get_event_records(storage, records_filter, limit, ascending))
-    return list(storage.get_event_records(records_filter, limit=limit, ascending=ascending))
-
-
-def to_evaluation(record: dg.EventLogRecord) -> Evaluation | None:
-    """The pure view of one check-evaluation record (None for anything else)."""
-    event = record.event_log_entry.dagster_event
-    data = event.event_specific_data if event is not None else None
-    if not isinstance(data, dg.AssetCheckEvaluation):
+def to_evaluation(execution: event_store.CheckExecution) -> Evaluation | None:
+    """The pure view of one evaluated check execution (None for one still planned)."""
+    data = execution.evaluation
+    if data is None or execution.evaluated_at is None:
         return None
     metadata = data.metadata or {}
     explanation = _value(metadata.get("explanation"))
     metric = _value(metadata.get("metric"))
     return Evaluation(
-        storage_id=record.storage_id,
-        timestamp=record.timestamp,
-        run_id=record.run_id,
+        storage_id=position(execution),
+        timestamp=execution.evaluated_at,
+        run_id=execution.run_id,
         asset_path=tuple(data.asset_key.path),
         check_name=data.check_name,
         passed=bool(data.passed),
@@ -243,13 +368,19 @@ def _number(value: Any) -> float | None:
 
 
 def load_cursor(text: str | None) -> dict[str, Any]:
-    """The cursor's parts: last storage id applied, per-check state, partial deliveries."""
+    """The cursor's parts: read position per check (None in a first-version cursor, which kept
+    one position for the whole log), per-check alert state, partial deliveries."""
     if not text:
-        return {"after": 0, "checks": {}, "sent": {}}
+        return {"read": {}, "checks": {}, "sent": {}}
     try:
         data = json.loads(text)
+        if data.get("v", 1) == 1:
+            int(data["after"])  # a first-version cursor must still be one
+            read = None
+        else:
+            read = {str(k): int(v) for k, v in data["read"].items()}
         return {
-            "after": int(data["after"]),
+            "read": read,
             "checks": {k: CheckState.from_json(v) for k, v in data.get("checks", {}).items()},
             "sent": {k: list(v) for k, v in data.get("sent", {}).items()},
         }
@@ -257,11 +388,13 @@ def load_cursor(text: str | None) -> dict[str, Any]:
         raise ValueError(f"cannot read the alert sensor cursor: {error}") from None
 
 
-def dump_cursor(after: int, checks: Mapping[str, CheckState], sent: Mapping[str, list[str]]) -> str:
+def dump_cursor(
+    read: Mapping[str, int], checks: Mapping[str, CheckState], sent: Mapping[str, list[str]]
+) -> str:
     return json.dumps(
         {
             "v": CURSOR_VERSION,
-            "after": after,
+            "read": dict(sorted(read.items())),
             "checks": {k: v.to_json() for k, v in sorted(checks.items())},
             "sent": dict(sent),
         },

@@ -15,11 +15,11 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from dagster._core.events import DagsterEvent
 
+from data_platform.checks import event_store
 from data_platform.jobs.alerts import (
     build_check_failure_sensor,
-    fetch_evaluations,
+    check_key,
     load_cursor,
     to_evaluation,
 )
@@ -83,8 +83,13 @@ def customers_rules(context) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=not _failing(context, "customers"))
 
 
+@dg.asset_check(asset=orders_clean, name="freshness")
+def orders_freshness(context) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=not _failing(context, "freshness"))
+
+
 ASSETS = [orders_clean, customers_clean]
-CHECKS = [orders_anomaly, orders_rules, customers_rules]
+CHECKS = [orders_anomaly, orders_rules, customers_rules, orders_freshness]
 
 
 def _run(instance: dg.DagsterInstance, *failing: str) -> str:
@@ -292,9 +297,10 @@ def test_one_grouped_alert_per_failing_run_throttled_then_recovered(monkeypatch,
         assert all(c["status"] == "recovered" for c in recovered["checks"])
         assert len(receiver.posts) == 4
 
-        # The cursor advanced to the last evaluation and nothing is re-read.
+        # The cursor advanced past the last evaluation of each check and nothing is re-read.
         state = load_cursor(sensor.cursor)
-        assert state["after"] > load_cursor(saved)["after"]
+        before = load_cursor(saved)["read"]
+        assert all(state["read"][c] > before[c] for c in ("orders_clean:anomaly", "orders_clean:rules"))
         assert state["sent"] == {}
         sensor.tick()
         assert len(receiver.posts) == 4
@@ -375,15 +381,17 @@ def test_a_sink_that_is_down_is_retried_and_nothing_is_lost_or_sent_twice(
     resources = alert_resources_from_env(attempts=2, backoff_seconds=0.01)
     with dg.instance_for_test() as instance:
         sensor = Sensor(instance, resources, sinks=("slack", "webhook"))
-        start = load_cursor(sensor.tick())["after"]
+        start = load_cursor(sensor.tick())["read"]["orders_clean:anomaly"]
         run_id = _run(instance, "anomaly")
         sensor.tick()
         assert flaky_receiver.requests == 2 and flaky_receiver.posts == []
         state = load_cursor(sensor.cursor)
-        # Not past the undelivered alert: the next tick reads its evaluations again.
-        assert state["after"] >= start
-        again = [to_evaluation(r) for r in fetch_evaluations(instance, state["after"])]
-        assert ("orders_clean", "anomaly") in {(e.asset_path[0], e.check_name) for e in again}
+        # Not past the undelivered alert: the next tick reads its evaluation again.
+        read = state["read"]["orders_clean:anomaly"]
+        assert read == start
+        again = event_store.check_executions_after(instance, check_key("orders_clean:anomaly"), read)
+        assert [(e.run_id, e.evaluation.passed) for e in again] == [(run_id, False)]
+        assert to_evaluation(again[0]).check_id == "orders_clean:anomaly"
         assert state["sent"] == {f"{run_id}:orders_clean": ["slack"]}
         assert "undelivered" in sensor.skip_reasons[-1] and "HTTP 500" in sensor.skip_reasons[-1]
 
@@ -433,7 +441,7 @@ def _report_failure(instance: dg.DagsterInstance, run_id: str, check: str) -> No
         asset_key=dg.AssetKey("orders_clean"), check_name=check, passed=False, metadata={}
     )
     instance.report_dagster_event(
-        DagsterEvent(
+        dg.DagsterEvent(
             event_type_value=dg.DagsterEventType.ASSET_CHECK_EVALUATION.value,
             job_name="daily_job",
             event_specific_data=evaluation,
