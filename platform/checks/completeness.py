@@ -9,7 +9,8 @@ Two detectors close that hole:
   evaluations are ordinary check evaluations in runs, which the check-failure alerts read.
 - a gap behind the newest day (`no_missing_partitions`): when day D materializes, every day
   between the asset's first stored day and D should be stored too. It reads the asset's stored
-  partitions in one storage query; the days missing come from `quality.completeness`.
+  partitions in one storage query (through `event_store`, the layer's door to Dagster's storage);
+  the days missing come from `quality.completeness`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import dagster as dg
 
 from data_platform.checks.anomaly import PARTITION_KEY
+from data_platform.checks.event_store import materialized_partitions
 from data_platform.quality.completeness import LISTED_DAYS, missing_days
 
 COMPLETENESS_CHECK = "no_missing_partitions"
@@ -108,7 +110,7 @@ def evaluate_completeness(
     instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
 ) -> dg.AssetCheckResult:
     """Judge day `partition` (a run over a range: its last day; None: the newest stored day)."""
-    stored = instance.get_materialized_partitions(key)
+    stored = materialized_partitions(instance, key)
     through = partition or (max(stored) if stored else None)
     if through is None:
         return dg.AssetCheckResult(
