@@ -32,6 +32,7 @@ from data_platform.quality.multivariate import score_multivariate
 from data_platform.quality.univariate import (
     Band,
     SeasonalProfile,
+    count_noise_floor,
     fit_band,
     fit_hour_weekday_profile,
     fit_seasonal_profile,
@@ -666,9 +667,18 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
     if p.kind is kinds.Kind.DISCRETE and not band.seasonal:
         # A small domain has no trend: its typical value is its median.
         band = replace(band, expected=float(np.median(seen)), trend=0.0)
-    if p.kind in (kinds.Kind.DISCRETE, kinds.Kind.EXTREME) or scale == 0:
+    if p.kind is kinds.Kind.DISCRETE:
         # A small domain's forecast errors are mostly 0 (most runs repeat a value); the values
-        # themselves show how far it ordinarily moves.
+        # themselves show how far it ordinarily moves, each side its own way: a day's maximum
+        # price sits at its top items and falls far on days none of them sold, which says
+        # nothing about how far above them it may go. Counts keep their Poisson floor.
+        seen_spread = float(np.max(np.abs(seen - np.median(seen))))
+        integral = bool(np.all(seen == np.round(seen)))
+        side_scale = count_noise_floor(kinds.value_spread(seen, x - band.expected),
+                                       max(abs(band.expected), float(np.mean(np.abs(seen)))),
+                                       integral, seen_spread)
+        scale = side_scale or scale
+    elif p.kind is kinds.Kind.EXTREME or scale == 0:
         scale = max(scale, kinds.value_spread(seen))
     delta = x - band.expected
     if mcfg.sensitivity is not None:
@@ -692,7 +702,11 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
         flagged = False
     if flagged and _recurring_tail(p, x, delta):
         flagged = False
-    steps = kinds.beyond_domain(seen, x) if p.kind is kinds.Kind.DISCRETE else 0.0
+    # An extreme falling back into its sample (the day's maximum is the next item's price when
+    # no expensive one sold) to a value it has come back to before is one of its states.
+    known_state = kinds.inward(p.name, delta) and kinds.recurring_value(p.values, x)
+    flagged = flagged and not known_state
+    steps = kinds.beyond_domain(seen, x) if p.kind is kinds.Kind.DISCRETE and not known_state else 0.0
     outside_domain = (not flagged and steps >= kinds.DOMAIN_STEPS - 1e-9
                       and ((delta > 0 and mcfg.direction != "down") or (delta < 0 and mcfg.direction != "up")))
     flagged = flagged or outside_domain

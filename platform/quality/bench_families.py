@@ -113,7 +113,8 @@ def _max_price_days(base, points: int, sizes: np.ndarray) -> np.ndarray:
 
 
 def discrete_extremes(base, hit, inject: bool, points: int):
-    """The min rating (1-5 in half steps) or max integer price of a daily sample of 20-200.
+    """The min rating (1-5 in half steps) or max integer price of a daily sample of 20-200,
+    under the name the platform's health metadata gives it (`min/rating`, `max/unit_price`).
 
     Ordinary days take 2-4 distinct values. Incidents: an impossible value (min rating 0 or
     -1; max price about ten times the usual).
@@ -122,6 +123,7 @@ def discrete_extremes(base, hit, inject: bool, points: int):
     sizes = np.maximum(5, base.poisson(base.uniform(20, 200), points))
     is_min = base.random() < 0.5
     values = (_min_rating_days if is_min else _max_price_days)(base, points, sizes)
+    name = "min/rating" if is_min else "max/unit_price"
     incidents = []
     day = FIRST_INCIDENT + int(hit.integers(0, INCIDENT_GAP))
     while inject and day < points - 4:
@@ -129,9 +131,9 @@ def discrete_extremes(base, hit, inject: bool, points: int):
             values[day] = float(hit.choice([0.0, -1.0]))
         else:
             values[day] = np.round(values[day] * hit.uniform(8, 12))
-        incidents.append(Incident("impossible_value", "value", day, day))
+        incidents.append(Incident("impossible_value", name, day, day))
         day = _next_day(hit, day)
-    return values, incidents, index
+    return pd.DataFrame({name: values}, index=index), incidents, index
 
 
 def near_constant_counts(base, hit, inject: bool, points: int):

@@ -70,14 +70,19 @@ def infer_kind(name: str, values: np.ndarray, constant_min: int = CONSTANT_MIN_P
     return Kind.CONTINUOUS
 
 
-def value_spread(values: np.ndarray) -> float:
+def value_spread(values: np.ndarray, side: float = 0.0) -> float:
     """Standard deviation of a discrete metric's values, robust to a tenth of outliers.
 
     Winsorised at the 5th and 95th percentiles: a small domain's MAD is often 0 (most runs take
-    the same value) while the metric plainly varies.
+    the same value) while the metric plainly varies. side > 0 (< 0): the spread of the values
+    at or above (below) the median, mirrored around it.
     """
     if values.size < 2:
         return 0.0
+    if side:
+        median = float(np.median(values))
+        half = values[np.sign(side) * (values - median) >= 0] - median
+        values = median + np.concatenate((half, -half))
     low, high = np.quantile(values, [0.05, 0.95])
     return float(np.std(np.clip(values, low, high), ddof=1))
 
@@ -111,6 +116,30 @@ def beyond_domain(values: np.ndarray, x: float) -> float:
     if x > distinct[-1] and counts[-1] >= wall:
         return float((x - distinct[-1]) / step)
     return 0.0
+
+
+# An extreme's inward value (a maximum below its usual level) that the history took in this many
+# separate earlier episodes, runs the check excluded included, is one of its states.
+RECURRING_EPISODES = 2
+
+
+def inward(name: str, delta: float) -> bool:
+    """True when a move of `delta` takes an extreme (by its name) back into its own sample: a
+    maximum down, a minimum up. The other side, past what the sample ever reached, is news."""
+    if _named(name, ("max/*",)):
+        return delta < 0
+    if _named(name, ("min/*",)):
+        return delta > 0
+    return False
+
+
+def recurring_value(values: np.ndarray, x: float) -> bool:
+    """True when the history (NaN = no run) took the value `x` in `RECURRING_EPISODES` or more
+    separate episodes."""
+    seen = values[~np.isnan(values)]
+    same = np.isclose(seen, x, rtol=1e-9, atol=1e-12)
+    starts = same & ~np.concatenate(([False], same[:-1]))
+    return int(np.count_nonzero(starts)) >= RECURRING_EPISODES
 
 
 def seen_before(values: np.ndarray, x: float) -> bool:
