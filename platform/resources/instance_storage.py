@@ -38,13 +38,15 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SqliteEventLogStorage,
 )
 from dagster._core.storage.sql import create_engine
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 DEFAULT_MAX_OPEN_SHARDS = 8
+# How long a writer waits for another process's lock: Dagster's own SQLite storage waits 30 s in
+# later 1.13 releases and sqlite3's default 5 s before them; ours is the same on every release.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
 class _OpenEngines:
