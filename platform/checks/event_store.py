@@ -17,12 +17,18 @@ Dagster APIs used, and how public each is (Dagster 1.13):
   on `DagsterInstance.event_log_storage`: methods of the documented storage interface that every
   storage implements (SQL storages in one index table). Dagster has no instance-level read of
   check evaluations; the cross-run event query (`DagsterInstance.get_event_records`) is
-  deprecated and refused by the default SQLite storage.
+  deprecated and refused by the default SQLite storage. The records they return are read by
+  field (`id`, `key`, `run_id`, `partition`, `create_timestamp`, `event`) into `CheckExecution`
+  here, so that no caller depends on their type.
+- `RepositoryDefinition.asset_checks_defs_by_key`, `assets_defs_by_key` and
+  `AssetsDefinition.check_keys` (documented) to list a code location's checks.
+
+Nothing here imports `dagster._`: every name used is exported by `dagster`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -164,7 +170,8 @@ def latest_check_execution_ids(
     if not keys:
         return {}
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    return {key: int(record.id) for key, record in latest.items() if key in set(keys)}
+    wanted = set(keys)
+    return {key: int(record.id) for key, record in latest.items() if key in wanted}
 
 
 def check_executions_after(
@@ -212,15 +219,3 @@ def checks_of(definitions: dg.RepositoryDefinition | None) -> list[dg.AssetCheck
         keys.update(assets_def.check_keys)
     return sorted(keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
 
-
-def executions_by_id(
-    instance: dg.DagsterInstance, wanted: Mapping[dg.AssetCheckKey, Iterable[int]]
-) -> list[CheckExecution]:
-    """The executions with these ids (as they are now), per check."""
-    out: list[CheckExecution] = []
-    for check_key, ids in wanted.items():
-        for execution_id in sorted(set(ids)):
-            page = check_history_page(instance, check_key, limit=1, before_id=execution_id + 1)
-            if page and page[0].id == execution_id:
-                out.append(page[0])
-    return out

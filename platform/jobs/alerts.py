@@ -124,6 +124,7 @@ def evaluate_alerts(
     sent: dict[str, list[str]] = cursor["sent"]
     if cursor["read"] is None:
         read = _migrate(context, defined, checks, max_hold_seconds)
+        sent.clear()  # its evaluations now count as applied: nothing left to finish
     else:
         read = cursor["read"]
     keys = {check_id(k): k for k in defined}
@@ -294,7 +295,8 @@ def _migrate(
     """Read positions for a cursor of the first version (one storage id for the whole log).
 
     It continues from the old sensor's last tick: evaluations written after it are new, earlier
-    ones count as applied (an evaluation the old sensor still held then is not sent).
+    ones count as applied (one the old sensor still held or had not delivered everywhere then is
+    not sent again). The per-check alert state carries over.
     """
     since_time = context.last_tick_completion_time or time.time()
     since = round(since_time * 1e6)

@@ -15,6 +15,9 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationPlanned,  # Dagster does not export the planned event: the test writes it
+)
 
 from data_platform.checks import event_store
 from data_platform.jobs.alerts import (
@@ -485,3 +488,97 @@ def test_a_run_in_progress_is_awaited_so_its_failures_make_one_alert(monkeypatch
         later = {h["asset"]: h for h in _by_path(receiver, "hook")[1:]}
         assert later["customers_clean"]["run_id"] == ""  # reported outside any run
         assert [c["check"] for c in later["orders_clean"]["checks"]] == ["freshness"]
+
+
+def _report_planned(instance: dg.DagsterInstance, run_id: str, check: str) -> None:
+    instance.report_dagster_event(
+        dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value,
+            job_name="daily_job",
+            event_specific_data=AssetCheckEvaluationPlanned(
+                asset_key=dg.AssetKey("orders_clean"), check_name=check
+            ),
+        ),
+        run_id=run_id,
+    )
+
+
+def test_a_check_planned_early_and_evaluated_late_still_alerts(monkeypatch, receiver):
+    # Dagster numbers a check's execution when a run plans it and fills it in when the check is
+    # evaluated: the evaluation lands below executions that later runs stored meanwhile.
+    with dg.instance_for_test() as instance:
+        sensor = Sensor(instance, _http_env(monkeypatch, receiver), sinks=("webhook",))
+        sensor.tick()
+        slow = instance.add_run(dg.DagsterRun(job_name="daily_job", status=dg.DagsterRunStatus.STARTED))
+        _report_planned(instance, slow.run_id, "rules")
+        quick = _run(instance, "anomaly")
+        sensor.tick()
+        [first] = _by_path(receiver, "hook")
+        assert (first["run_id"], [c["check"] for c in first["checks"]]) == (quick, ["anomaly"])
+        # The slow run's plan keeps the check's read position below it.
+        read = load_cursor(sensor.cursor)["read"]["orders_clean:rules"]
+        [planned] = event_store.check_executions_after(
+            instance, check_key("orders_clean:rules"), read, limit=1
+        )
+        assert planned.run_id == slow.run_id and not planned.is_evaluated
+
+        _report_failure(instance, slow.run_id, "rules")
+        sensor.tick()
+        assert len(receiver.posts) == 1  # its run is still going: awaited
+        instance.report_run_failed(slow)
+        sensor.tick()
+        late = _by_path(receiver, "hook")[1]
+        assert (late["run_id"], late["kind"]) == (slow.run_id, "new")
+        assert [c["check"] for c in late["checks"]] == ["rules"]
+        sensor.tick()
+        assert len(receiver.posts) == 2
+        state = load_cursor(sensor.cursor)
+        [newest] = event_store.check_history_page(instance, check_key("orders_clean:rules"), limit=1)
+        assert state["read"]["orders_clean:rules"] == newest.id
+
+
+def test_a_cursor_of_the_first_version_is_migrated_without_resending(monkeypatch, receiver):
+    with dg.instance_for_test() as instance:
+        earlier = _run(instance, "rules", "customers")  # seen by the sensor before the upgrade
+        old_cursor = json.dumps(
+            {
+                "v": 1,
+                "after": 4321,
+                "checks": {
+                    "orders_clean:rules": {
+                        "failing": True,
+                        "failing_since": 1.0,
+                        "alerted_at": 9e9,
+                        "storage_id": 4300,
+                    }
+                },
+                "sent": {f"{earlier}:customers_clean": ["log"]},
+            }
+        )
+        sensor = Sensor(instance, _http_env(monkeypatch, receiver), sinks=("webhook",))
+        sensor.cursor = old_cursor
+        sensor.tick()
+        assert receiver.posts == []
+        state = load_cursor(sensor.cursor)
+        assert json.loads(sensor.cursor)["v"] == 2
+        assert set(state["read"]) == {
+            "orders_clean:anomaly",
+            "orders_clean:rules",
+            "orders_clean:freshness",
+            "customers_clean:rules",
+        }
+        assert state["sent"] == {}  # the old sensor's evaluations count as applied
+        # The throttling state carries over: rules still failing is no news; customers is.
+        later = _run(instance, "rules", "customers")
+        sensor.tick()
+        [hook] = _by_path(receiver, "hook")
+        assert (hook["run_id"], hook["asset"], hook["kind"]) == (later, "customers_clean", "new")
+        sensor.tick()
+        assert len(receiver.posts) == 1
+
+
+def test_an_unreadable_cursor_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot read the alert sensor cursor"):
+        load_cursor('{"v": 2, "checks": {}}')
+    with pytest.raises(ValueError, match="cannot read the alert sensor cursor"):
+        load_cursor('{"v": 1, "checks": {}}')
