@@ -22,7 +22,6 @@ import dagster as dg
 import pandas as pd
 
 from data_platform.checks import event_store
-from data_platform.quality.anomaly import format_range, format_value
 from data_platform.quality.health import DURATION_SECONDS
 from data_platform.quality.history import (
     DEFAULT_LOOKBACK,
@@ -658,11 +657,16 @@ def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> st
         lines.extend(f"- {m.reason} (after the alert on the change; not judged meanwhile)" for m in adapting)
     shown = _metrics_to_show(verdict)
     if shown:
+        # Here, not at the top: the detector's module pulls in SciPy, which importing the
+        # definitions (every Dagster process does) should not pay for.
+        from data_platform.quality.anomaly import format_range, format_value
+
         lines.append("\n| metric | observed | expected | range | score | method |")
         lines.append("| --- | --- | --- | --- | --- | --- |")
         for m in shown:
             lines.append(
-                f"| `{m.name}`{' ⚠' if m.flagged else ''} | {_fmt(m.observed)} | {_fmt(m.expected)} "
+                f"| `{m.name}`{' ⚠' if m.flagged else ''} | {format_value(m.observed)} "
+                f"| {format_value(m.expected)} "
                 f"| {format_range(m.lower, m.upper)} | {m.score:+.1f} | {m.method} |"
             )
     reasons = list(verdict.reasons) + [
@@ -706,9 +710,6 @@ def _metrics_to_show(verdict: Verdict, limit: int = 8) -> list[MetricResult]:
         return sorted(flagged, key=lambda m: -abs(m.score))[:limit]
     scored = [m for m in verdict.metrics.values() if m.observed is not None]
     return sorted(scored, key=lambda m: -abs(m.score))[:3]
-
-
-_fmt = format_value
 
 
 def run_check_benchmark(
