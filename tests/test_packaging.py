@@ -35,3 +35,16 @@ def test_pytest_collects_from_repo_root():
     proc = run_from_root("-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "tests collected" in proc.stdout or "test" in proc.stdout.splitlines()[-1]
+
+
+def test_every_subpackage_is_in_the_package_list():
+    """An editable install finds any folder; a regular one ships only the listed packages."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    root = REPO_ROOT / "platform"
+    found = {"data_platform"} | {
+        "data_platform." + ".".join(init.parent.relative_to(root).parts)
+        for init in root.rglob("__init__.py")
+    }
+    assert found == listed, {"not listed": sorted(found - listed), "listed, no package": sorted(listed - found)}
