@@ -248,10 +248,21 @@ def repeat_chance(raw: np.ndarray) -> float:
     return min(1.0, max(repeats, step / (2.0 * math.sqrt(math.pi) * spread)))
 
 
+def _copies(a: Series, b: Series) -> bool:
+    """True when two metrics moved by the same amounts on every run both have (a table's row
+    count and its count of distinct ids when every row has its own id): they are one signal,
+    and when one repeats its value the other must."""
+    both = ~np.isnan(a.raw) & ~np.isnan(b.raw)
+    if np.count_nonzero(both) < MIN_RESIDUALS:
+        return False
+    return bool(np.array_equal(np.diff(a.raw[both]), np.diff(b.raw[both])))
+
+
 def _judge_stuck(series: list[Series], alpha: float, result: JointResult) -> None:
     """Metrics that repeat the previous run's value now: together less likely than `alpha`,
-    over every set of that many metrics that could have frozen."""
-    frozen, chance, eligible = [], 1.0, 0
+    over every set of that many metrics that could have frozen. Copies of a metric already
+    counted add no evidence and are not counted."""
+    frozen, chance, eligible, counted = [], 1.0, 0, []
     for s in series:
         raw = s.raw[s.base & ~np.isnan(s.raw)]
         if raw.size < MIN_RESIDUALS or not math.isfinite(s.raw_current) or np.isnan(s.raw[-1]):
@@ -259,6 +270,9 @@ def _judge_stuck(series: list[Series], alpha: float, result: JointResult) -> Non
         p = repeat_chance(raw)
         if p > REPEAT_SHARE_MAX:
             continue
+        if any(_copies(s, other) for other in counted):
+            continue
+        counted.append(s)
         eligible += 1
         if s.raw_current == s.raw[-1]:
             frozen.append(s.name)

@@ -54,6 +54,27 @@ def test_several_metrics_repeating_yesterday_exactly_is_a_stuck_upstream():
     assert not detect(history, one_repeat).is_anomaly
 
 
+def test_copies_of_one_count_repeating_together_are_one_repeat_not_a_stuck_upstream():
+    """Reviews: every row has its own id and text, so the row count and both distinct counts are
+    one number; a day with as many reviews as yesterday repeats all of them at once."""
+    rng = np.random.default_rng(6)
+    rows = np.round(120 + 11 * rng.normal(0, 1, DAYS.size))
+    history = pd.DataFrame({"dagster/row_count": rows, "source_row_count": rows + 2,
+                            "distinct_count/review_id": rows, "distinct_count/text": rows,
+                            "mean/rating": 3.8 + 0.05 * rng.normal(0, 1, DAYS.size)}, index=DAYS)
+    same_count = history.median().rename(NOW)
+    for name in ("dagster/row_count", "distinct_count/review_id", "distinct_count/text"):
+        same_count[name] = rows[-1]
+    same_count["source_row_count"] = rows[-1] + 2
+    verdict = detect(history, same_count)
+    assert "stuck_upstream" not in verdict.joint.tests, verdict.joint.tests
+    assert not verdict.is_anomaly
+    # Two metrics that move apart freezing together still are.
+    frozen = same_count.copy()
+    frozen["mean/rating"] = history["mean/rating"].iloc[-1]
+    assert detect(history, frozen).joint.method == "stuck_upstream"
+
+
 def test_several_independent_metrics_moving_together_is_a_joint_shift():
     rng = np.random.default_rng(8)
     names = ["null_fraction/email", "mean/amount", "std/amount", "mean/quantity"]
