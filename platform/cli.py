@@ -31,11 +31,15 @@ storage:
 """
 
 
-WORKSPACE_YAML = """\
+# The code location that `dev` serves: pyproject's [tool.dagster], as `dagster dev` names it in
+# the repository root. The demo's runs name it in their origin, so the UI shows them as its runs.
+CODE_LOCATION = "data_platform"
+DEFINITIONS_MODULE = "data_platform.definitions"
+WORKSPACE_YAML = f"""\
 load_from:
   - python_module:
-      module_name: data_platform.definitions
-      location_name: {location}
+      module_name: {DEFINITIONS_MODULE}
+      location_name: {CODE_LOCATION}
 """
 
 
@@ -45,7 +49,7 @@ def project_root(start: Path | None = None) -> Path | None:
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and 'module_name = "data_platform.definitions"' in pyproject.read_text():
+        if pyproject.is_file() and f'module_name = "{DEFINITIONS_MODULE}"' in pyproject.read_text():
             return folder
     return None
 
@@ -79,15 +83,6 @@ def ensure_warehouse_url() -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparseable URL is reported where it is used
         return "<unparseable DATA_PLATFORM_WAREHOUSE_URL>"
-
-
-# The tag by which the UI lists a run under its job in the code location (not the Overview timeline,
-# which reads the run's code-location origin, absent from in-process runs). Dagster
-# sets it on runs launched through a code location; the demo runs in process, so it sets it
-# itself. A hidden tag, not a public API: tests/cli/test_demo_and_ui.py compares it with the tag
-# of a run that the UI launches, so that a release changing it fails there.
-CODE_LOCATION = "data_platform"
-RUN_TAGS = {".dagster/repository": f"__repository__@{CODE_LOCATION}"}
 
 
 # Exit codes of `demo` (README): 0 every run completed (failing checks included: incidents are
@@ -284,6 +279,7 @@ def run_demo(days: int, end: str | None = None) -> int:
         return EXIT_CONFIG
     import dagster as dg
 
+    from data_platform.checks.event_store import execute_code_location_run
     from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB
 
     instance = dg.DagsterInstance.get()
@@ -319,13 +315,11 @@ def run_demo(days: int, end: str | None = None) -> int:
 
     def run(label: str, job_name: str, partition_key: str | None = None) -> None:
         t0 = time.perf_counter()
-        job = defs.resolve_job_def(job_name)
-        result = _in_worker_thread(lambda: job.execute_in_process(
-            instance=instance,
-            partition_key=partition_key,
-            run_config=_quiet_run_config(),
-            tags=RUN_TAGS,
-            raise_on_error=False,
+        # A run of the code location that `dev` serves, executed here: the UI shows it as the
+        # runs it launches (Overview timeline, the job's runs).
+        result = _in_worker_thread(lambda: execute_code_location_run(
+            instance, job_name, location_name=CODE_LOCATION, module_name=DEFINITIONS_MODULE,
+            partition_key=partition_key, run_config=_quiet_run_config(),
         ))
         seconds = time.perf_counter() - t0
         compute_before = log.compute_seconds
@@ -429,10 +423,8 @@ def run_dev(host: str, port: int) -> int:
     home = ensure_dagster_home()
     warehouse = ensure_warehouse_url()
     # The Dagster of this interpreter's environment, whether or not it is activated.
-    # The code location carries the project's name (pyproject's [tool.dagster]), as in the UI
-    # of `dagster dev` run in the repository root.
     workspace = home / "workspace.yaml"
-    workspace.write_text(WORKSPACE_YAML.format(location=CODE_LOCATION))
+    workspace.write_text(WORKSPACE_YAML)
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:

@@ -1,4 +1,5 @@
-"""The one door of the Dagster layer to Dagster's storage: materializations and check history.
+"""The one door of the Dagster layer to Dagster's storage: materializations and check history,
+and the runs that `data-platform demo` stores as runs of the code location.
 
 The checks learn from each asset's own past and the alert sensor reads every check evaluation, so
 both depend on how Dagster stores events. Every such read goes through the functions here, each
@@ -23,12 +24,25 @@ Dagster APIs used, and how public each is (Dagster 1.13):
 - `RepositoryDefinition.asset_checks_defs_by_key`, `assets_defs_by_key` and
   `AssetsDefinition.check_keys` (documented) to list a code location's checks.
 
-Nothing here imports `dagster._`: every name used is exported by `dagster`.
+Runs of the code location (`execute_code_location_run`): the demo executes its runs in its own
+process, yet the UI places a run on the Overview timeline and under its code location by the
+run's remote job origin (location and repository names), which only runs launched through a
+workspace carry; `execute_in_process` stores none. Dagster exports no way to create a run with
+an origin and execute it in process, so this is the one place that imports `dagster._`, lazily
+(only the demo pays for it): `ReconstructableRepository` (the job as the code location loads it:
+same job snapshot, and the run's code origin), `location_origin_from_module_name` (the origin the
+workspace gives a `python_module` entry), `RemoteJobOrigin`/`RemoteRepositoryOrigin`,
+`merge_run_tags` (the partition tags `execute_in_process` sets) and `execute_run` (the
+execution of a stored run, as a run worker does it), with the documented
+`DagsterInstance.create_run_for_job`. Its contract test (tests/cli/test_code_location_runs.py)
+creates and executes runs of a small code location on Dagster's default SQLite storage and the
+kept-open one and reads them back; tests/cli/test_demo_and_ui.py reads the demo's runs through
+Dagster's GraphQL layer, as the UI does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -219,3 +233,48 @@ def checks_of(definitions: dg.RepositoryDefinition | None) -> list[dg.AssetCheck
         keys.update(assets_def.check_keys)
     return sorted(keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
 
+
+def execute_code_location_run(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    *,
+    location_name: str,
+    module_name: str,
+    attribute: str = "defs",
+    partition_key: str | None = None,
+    run_config: Mapping[str, object] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dg.JobExecutionResult:
+    """Create a run of `job_name` of the code location `location_name` (the Definitions
+    `attribute` of `module_name`, as a workspace's `python_module` entry loads it) and execute it
+    in this process; the result reads as `execute_in_process`'s (events, success).
+
+    The stored run is what the webserver stores for a run it launches: the location's and
+    repository's names in its origin (hence its `dagster/code_location` and `.dagster/repository`
+    tags), the job's snapshot as the location serves it, the code origin a run worker loads it
+    from, the partition's tags. Steps run in this process when the job's executor offers that
+    choice in run config (Dagster's default executor); a job bound to another executor (Celery)
+    sends them there, as any run of it does.
+    """
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
+    from dagster._core.execution.execute_in_process import merge_run_tags
+    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.workspace.load import location_origin_from_module_name
+
+    repository = ReconstructableRepository.for_module(module_name, attribute)
+    job = repository.get_reconstructable_job(job_name)
+    job_def = job.get_definition()
+    config = dict(run_config or {})
+    if job_def.executor_def is dg.multi_or_in_process_executor:
+        config["execution"] = {"config": {"in_process": {}}}
+    location = location_origin_from_module_name(module_name, None, None, location_name)
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, repository.get_definition().name), job_name)
+    run = instance.create_run_for_job(
+        job_def=job_def,
+        run_config=config,
+        tags=merge_run_tags(job_def, partition_key, tags, None, instance, config),
+        remote_job_origin=origin,
+        job_code_origin=job.get_python_origin(),
+    )
+    return execute_run(job, run, instance, raise_on_error=False)

@@ -45,6 +45,18 @@ def demo_home(tmp_path_factory):
     return root, env, proc.stdout
 
 
+@pytest.fixture(scope="module")
+def demo_runs(demo_home) -> list:
+    """The demo's run records, read before any test adds runs to its instance."""
+    import dagster as dg
+
+    _, env, _ = demo_home
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance's storage reads it
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            return list(instance.get_run_records())
+
+
 def test_demo_prints_progress_and_a_reconciled_summary(demo_home):
     root, _, out = demo_home
     assert "[2/3] daily job over 2 partitions" in out
@@ -102,7 +114,8 @@ def test_rejects_an_end_outside_the_partitions(tmp_path):
     assert proc.returncode == 2 and "--end 1999-01-01 is not a daily partition" in proc.stdout
 
 
-def test_dev_serves_the_demo_history_and_runs_what_the_ui_launches(demo_home, procs, tmp_path, monkeypatch):
+def test_dev_serves_the_demo_history_and_runs_what_the_ui_launches(demo_home, demo_runs, procs, tmp_path,
+                                                                    monkeypatch):
     root, env, _ = demo_home
     port = procs.free_port()
     with procs.Processes(tmp_path / "logs") as group:
@@ -152,17 +165,91 @@ def test_dev_serves_the_demo_history_and_runs_what_the_ui_launches(demo_home, pr
 
         assert group.wait_until(finished, "the launched run to finish", 300, 2) == "SUCCESS"
 
-        # The demo's in-process runs carry the code-location tag that the UI gives its own runs,
-        # so both show under their job (not on the Overview timeline: tests/ui/test_browser.py).
+        # The demo's runs name the code location as the runs that the UI launches do, and store
+        # the job's snapshot that the location serves.
         import dagster as dg
-
-        from data_platform.cli import RUN_TAGS
 
         monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance's storage reads it
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            tagged = instance.get_runs(filters=dg.RunsFilter(tags=RUN_TAGS))
-        assert run_id in {r.run_id for r in tagged}
-        assert sum(r.job_name == "daily_job" for r in tagged) == 2
+            launched_run = instance.get_run_by_id(run_id)
+        served = launched_run.remote_job_origin.repository_origin
+        for run in [record.dagster_run for record in demo_runs]:
+            origin = run.remote_job_origin.repository_origin
+            assert (origin.code_location_origin.location_name, origin.repository_name) == (
+                served.code_location_origin.location_name, served.repository_name)
+        [demo_dimensions] = [r.dagster_run for r in demo_runs if r.dagster_run.job_name == "dimensions_job"]
+        assert demo_dimensions.job_snapshot_id == launched_run.job_snapshot_id
+
+
+def test_every_demo_run_is_a_run_of_the_code_location_that_dev_serves(demo_runs):
+    from data_platform.cli import CODE_LOCATION
+    from data_platform.definitions import defs
+
+    runs = [record.dagster_run for record in demo_runs]
+    assert sorted(r.job_name for r in runs) == ["daily_job", "daily_job", "dimensions_job", "downstream_job"]
+    repository = defs.get_repository_def()
+    for run in runs:
+        origin = run.remote_job_origin
+        assert origin is not None, run.run_id
+        assert origin.location_name == CODE_LOCATION
+        assert origin.repository_origin.repository_name == repository.name
+        assert repository.has_job(origin.job_name) and origin.job_name == run.job_name
+
+
+def test_the_ui_lists_the_demo_runs_under_their_job_and_on_the_timeline(demo_home, demo_runs, monkeypatch,
+                                                                          tmp_path):
+    """Dagster's GraphQL layer, in process, on the workspace that `data-platform dev` serves."""
+    import dagster as dg
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster_graphql.cli import execute_query
+
+    from data_platform.cli import CODE_LOCATION, WORKSPACE_YAML
+
+    _, env, _ = demo_home
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance's storage reads it
+    runs = [record.dagster_run for record in demo_runs]
+    # The code server that the workspace starts loads the definitions as `dev` does: the demo's
+    # settings, partitions starting where its data starts.
+    first_day = min(r.tags["dagster/partition"] for r in runs if r.job_name == "daily_job")
+    for name in ("DATA_PLATFORM_WAREHOUSE_URL", "DATA_PLATFORM_MODEL_DIR", "DATA_PLATFORM_RECOMMENDER_BUDGET_S"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("DATA_PLATFORM_START_DATE", first_day)
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(WORKSPACE_YAML)
+    runs_query = """query($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
+        ... on Runs { results { runId jobName pipelineSnapshotId
+            repositoryOrigin { repositoryLocationName repositoryName } } } } }"""
+    jobs_query = """query($location: String!, $repository: String!) {
+        repositoryOrError(repositorySelector: {repositoryLocationName: $location, repositoryName: $repository}) {
+            __typename ... on Repository { jobs { name pipelineSnapshotId } } } }"""
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance, \
+            WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(workspace)])) as context:
+        [location] = context.create_request_context().code_location_names
+        assert location == CODE_LOCATION
+        served = {}
+        for repository in {run.remote_job_origin.repository_origin.repository_name for run in runs}:
+            result = execute_query(context, jobs_query, {"location": location, "repository": repository})
+            found = result["data"]["repositoryOrError"]
+            assert found["__typename"] == "Repository", result
+            served.update({(repository, job["name"]): job["pipelineSnapshotId"] for job in found["jobs"]})
+        # Each job's page lists its runs by job name and code location.
+        for job_name in {r.job_name for r in runs}:
+            result = execute_query(context, runs_query, {"filter": {
+                "pipelineName": job_name, "tags": [{"key": "dagster/code_location", "value": location}]}})
+            listed = {r["runId"] for r in result["data"]["runsOrError"]["results"]}
+            assert {r.run_id for r in runs if r.job_name == job_name} <= listed, result
+        # The Overview timeline reads the runs of a time window and places each by its code
+        # location's origin; a run without one is left off ("No runs").
+        window = {"updatedAfter": min(record.create_timestamp.timestamp() for record in demo_runs) - 60}
+        timeline = execute_query(context, runs_query, {"filter": window})["data"]["runsOrError"]["results"]
+        demo_rows = [row for row in timeline if row["runId"] in {r.run_id for r in runs}]
+        assert len(demo_rows) == len(runs) == 4
+        for row in demo_rows:
+            origin = row["repositoryOrigin"]
+            assert origin is not None and origin["repositoryLocationName"] == location, row
+            # The run's job is one the location serves, in the snapshot it serves.
+            assert served[(origin["repositoryName"], row["jobName"])] == row["pipelineSnapshotId"], row
 
 
 def _demo(tmp_path, extra_env, *args, timeout=120):

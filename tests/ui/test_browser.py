@@ -1,13 +1,13 @@
 """The Dagster UI in a real headless Chromium, on a real history with a caught incident.
 
-Nine daily partitions of synthetic data go through the real definitions into a throwaway
-DAGSTER_HOME and SQLite warehouse; the last one carries an injected orders incident (unit_price
-x3) that the orders anomaly checks catch after 8 points of history. `data-platform dev` (webserver
-and daemon) then serves that instance, and the browser checks that the asset graph renders, that
-the failing check's page shows its explanation and embedded plot (and no bookkeeping), that
-daily_job's page lists the runs (tagged to the code location, as the demo's), that the daemon
-page shows the daemons running, and that a run launched with the Materialize button
-(confirmed as a user would) finishes.
+`data-platform demo` runs nine daily partitions of synthetic data into a throwaway DAGSTER_HOME
+and SQLite warehouse; the last one carries an injected orders incident (unit_price x3) that the
+orders anomaly checks catch after 8 points of history. `data-platform dev` (webserver and daemon)
+then serves that instance, and the browser checks that the asset graph renders, that the failing
+check's page shows its explanation and embedded plot (and no bookkeeping), that daily_job's page
+lists the demo's runs and the Overview timeline shows them, that the daemon page shows the
+daemons running, and that a run launched with the Materialize button (confirmed as a user would)
+finishes.
 
 Screenshots go to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to the test's tmp dir.
 """
@@ -18,21 +18,16 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
-from data_platform.cli import DEFAULT_INSTANCE_YAML, RUN_TAGS
-from data_platform.definitions import build_definitions
-from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
-from data_platform.resources.model_store import ModelStoreResource
-from data_platform.resources.source import SourceResource
-from data_platform.resources.warehouse import WarehouseResource
+from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB, DOWNSTREAM_JOB, FEATURES_JOB
 from data_platform.sources import synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +43,6 @@ def _load_helper(name: str):
 
 Browser = _load_helper("cdp").Browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # 2026-11-10 is a distribution_shift of orders (unit_price x3) with 8 clean-enough days before it
 # (2026-11-01, a volume drop, is left out of the window).
 FIRST_DAY = date(2026, 11, 2)
@@ -64,36 +58,15 @@ pytestmark = [
 ]
 
 
-def materialize_history(root: Path) -> set[str]:
-    """Dimensions, then the daily job over the window; the assets whose anomaly check failed last."""
-    home = root / "home"
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)  # as the demo's instance
-    defs = build_definitions(
-        warehouse=WarehouseResource(url=f"sqlite:///{root / 'warehouse.db'}"),
-        source=SourceResource(),
-        model_store=ModelStoreResource(root=str(root / "models")),
+def run_demo(root: Path, env: dict[str, str]) -> str:
+    """`data-platform demo` over the window, ending on the incident day; its output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_platform.cli", "demo", "--days", str(DAYS), "--end", INCIDENT_DAY.isoformat()],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900,
     )
-    failed: set[str] = set()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        # Tagged to the code location as the demo's runs are, so the Overview timeline shows them.
-        assert defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(
-            instance=instance, run_config=QUIET, tags=RUN_TAGS
-        ).success
-        daily = defs.resolve_job_def(DAILY_JOB)
-        for offset in range(DAYS):
-            key = (FIRST_DAY + timedelta(days=offset)).isoformat()
-            # A failing blocking check stops the run's downstream steps: expected on the incident day.
-            result = daily.execute_in_process(
-                instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False,
-                tags=RUN_TAGS,
-            )
-            failed = {
-                e.asset_key.to_user_string()
-                for e in result.get_asset_check_evaluations()
-                if e.check_name == DEFAULT_CHECK_NAME and not e.passed
-            }
-    return failed
+    # A failing blocking check stops the run's downstream steps: expected on the incident day.
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -106,19 +79,16 @@ def ui(tmp_path_factory, procs):
         i for i in synthetic.incidents(FIRST_DAY, INCIDENT_DAY) if i.entity == "orders"
     ], "the history before the incident must hold no other orders incident"
 
-    with pytest.MonkeyPatch.context() as mp:
-        for name in OVERRIDES:
-            mp.delenv(name, raising=False)
-        mp.setenv("DAGSTER_HOME", str(root / "home"))  # the instance's storage reads it
-        failed = materialize_history(root)
-    assert "orders_clean" in failed, f"the incident of {INCIDENT_DAY} was not caught: {failed}"
-
     env = {
         **{k: v for k, v in os.environ.items() if k not in OVERRIDES},
         "DAGSTER_HOME": str(root / "home"),
         "DATA_PLATFORM_WAREHOUSE_URL": f"sqlite:///{root / 'warehouse.db'}",
         "DATA_PLATFORM_MODEL_DIR": str(root / "models"),
+        "DATA_PLATFORM_RECOMMENDER_BUDGET_S": "1",
     }
+    out = run_demo(root, env)
+    caught = f"  {INCIDENT_DAY.isoformat()}  orders_clean  {DEFAULT_CHECK_NAME}"
+    assert caught in out.splitlines(), f"the incident of {INCIDENT_DAY} was not caught: {out[-3000:]}"
     port = procs.free_port()
     with procs.Processes(root / "logs") as group:
         # As the README says: `data-platform dev`, the webserver and the daemon on the instance.
@@ -212,11 +182,8 @@ def test_failing_anomaly_check_shows_explanation_and_plot(ui, browser):
     assert_png(browser.screenshot(screenshot_path("anomaly-check.png", root)))
 
 
-def test_the_job_page_lists_the_runs_made_outside_the_ui(ui, browser):
+def test_the_job_page_lists_the_demo_runs(ui, browser):
     base, _ = ui
-    # The daily runs were executed in process, as the demo's are; their code-location tag puts
-    # them under their job. (The Overview timeline needs a run's code-location origin, which an
-    # in-process run does not carry: not covered here.)
     browser.navigate(f"{base}/locations/data_platform/jobs/{DAILY_JOB}/runs")
     days = [(FIRST_DAY + timedelta(days=offset)).isoformat() for offset in range(DAYS)]
     text = browser.wait_for(
@@ -225,6 +192,20 @@ def test_the_job_page_lists_the_runs_made_outside_the_ui(ui, browser):
         timeout=60, what="the daily runs of every partition under daily_job",
     )
     assert "Failure" in text or "Success" in text
+
+
+def test_the_overview_timeline_shows_the_demo_runs(ui, browser):
+    base, root = ui
+    browser.navigate(f"{base}/overview/activity/timeline")
+    # A job has a row when it has runs in the window (the last hours): the demo ran three jobs.
+    jobs = (DIMENSIONS_JOB, DAILY_JOB, DOWNSTREAM_JOB)
+    text = browser.wait_for(
+        f"(() => {{ const t = document.body.innerText;"
+        f" return {json.dumps(jobs)}.every(j => t.includes(j)) ? t : null; }})()",
+        timeout=60, what="the demo's jobs on the Overview timeline",
+    )
+    assert "data_platform" in text and FEATURES_JOB not in text
+    assert_png(browser.screenshot(screenshot_path("overview-timeline.png", root)))
 
 
 def _required_daemons_running(browser) -> list[str] | None:
