@@ -672,11 +672,7 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
         # themselves show how far it ordinarily moves, each side its own way: a day's maximum
         # price sits at its top items and falls far on days none of them sold, which says
         # nothing about how far above them it may go. Counts keep their Poisson floor.
-        seen_spread = float(np.max(np.abs(seen - np.median(seen))))
-        integral = bool(np.all(seen == np.round(seen)))
-        side_scale = count_noise_floor(kinds.value_spread(seen, x - band.expected),
-                                       max(abs(band.expected), float(np.mean(np.abs(seen)))),
-                                       integral, seen_spread)
+        side_scale = count_noise_floor(kinds.value_spread(seen, x - band.expected), band.expected, seen)
         scale = side_scale or scale
     elif p.kind is kinds.Kind.EXTREME or scale == 0:
         scale = max(scale, kinds.value_spread(seen))

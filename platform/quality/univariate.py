@@ -262,10 +262,6 @@ def fit_band(
     scale are the deseasoned ones times this phase's factor.
     """
     seasonal = seasonal_rows is not None
-    counts = bool(np.all(values == np.round(values)))
-    spread = float(np.max(np.abs(values - np.median(values)))) if values.size else 0.0
-    # Poisson-like counts with a median of 0 still have a mean, which sets their noise.
-    mean_size = float(np.mean(np.abs(values))) if values.size else 0.0
     if seasonal and multiplicative:
         deseasoned = values / seasonal_rows
         factor, season_now = float(seasonal_now), 0.0
@@ -279,7 +275,7 @@ def fit_band(
         # Inflate by the variance of the median itself: the forecast is uncertain too.
         scale = robust_scale(deseasoned) * np.sqrt(1.0 + np.pi / (2.0 * max(n, 1))) * factor
         centre = centre * factor + season_now
-        scale = count_noise_floor(scale, max(abs(centre), mean_size), counts, spread)
+        scale = count_noise_floor(scale, centre, values)
         return Band(centre, scale, seasonal, 0.0, n)
 
     window = min(LEVEL_WINDOW, n // 2)
@@ -303,7 +299,7 @@ def fit_band(
     lag_noise = 1.2533 * scale / np.sqrt(independent)
     trend = lag * max(0.0, 1.0 - (lag_noise / lag) ** 2) if lag else 0.0
     centre = (float(np.median(deseasoned[-window:])) + trend) * factor + season_now
-    scale = count_noise_floor(scale * factor, max(abs(centre), mean_size), counts, spread)
+    scale = count_noise_floor(scale * factor, centre, values)
     if seasonal:
         # A seasonal profile learned from a few cycles leaves structured errors whose spread
         # says more about the profile than about the metric's tails: the phase scale above
@@ -349,16 +345,20 @@ def range_excess(values: np.ndarray, x: float) -> RangeExcess:
     return RangeExcess(low, high, float(excess), float(widths), float(relative))
 
 
-def count_noise_floor(scale: float, centre: float, counts: bool, spread: float) -> float:
-    """Integer counts vary at least like a Poisson variable: sqrt(mean + 1), capped at 10.
+def count_noise_floor(scale: float, centre: float, values: np.ndarray) -> float:
+    """`scale`, raised for integer counts (`values`: the history, all integers) to at least what a
+    Poisson variable varies: sqrt(mean + 1), capped at 10.
 
     The MAD of small integers is quantised (often 0 or 0.5) and would make 3 -> 8 duplicates
     look like 16 sigma. Above 100 the 2% minimum relative change takes over, so the cap keeps
     a perfectly stable large count sensitive.
     """
-    if not counts:
+    if values.size == 0 or not np.all(values == np.round(values)):
         return scale
-    floor = float(np.sqrt(min(abs(centre) + 1.0, 100.0)))
+    spread = float(np.max(np.abs(values - np.median(values))))
+    # Poisson-like counts with a median of 0 still have a mean, which sets their noise.
+    mean = max(abs(centre), float(np.mean(np.abs(values))))
+    floor = float(np.sqrt(min(mean + 1.0, 100.0)))
     # Never above what the series has actually shown, nor below one unit: a count that sat at
     # 7 for ten days (the distinct word counts of fifty reviews) may be 6 tomorrow by chance,
     # while a flat large count stays sensitive through the 2% minimum change.
