@@ -100,6 +100,10 @@ class StreamConsumer:
         self._hold: list[str] = []  # late and rejected entries, acknowledged with the next commit
         self._rejects: list[dict] = []
         self._late = 0
+        # Ids of the entries read and not yet acknowledged. XAUTOCLAIM hands back entries of any
+        # consumer idle past the claim time, this one's own too (the events of intervals still
+        # open): an id held here is already folded in and is never folded in twice.
+        self._held: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self, seconds: float | None = None, until_idle: bool = False) -> Stats:
@@ -160,6 +164,7 @@ class StreamConsumer:
                                              keys=self.scorer.keys(), max_keys=c.max_keys)
         # Rebuild the open intervals: our own pending entries and those of a dead consumer,
         # all folded in id order before any interval closes.
+        self._held = set()
         entries = self._own_pending() + self._claim()
         entries.sort(key=lambda e: _id_key(e[0]))
         self.stats.replayed += len(entries)
@@ -212,6 +217,7 @@ class StreamConsumer:
             entries.extend((entry_id, None) for entry_id in (reply[2] if len(reply) > 2 else []))
             if start in (b"0-0", "0-0"):
                 break
+        entries = [entry for entry in entries if _text(entry[0]) not in self._held]
         self.stats.claimed += len(entries)
         return entries
 
@@ -220,22 +226,28 @@ class StreamConsumer:
         c = self.config
         agg = self.aggregator
         horizon = time.time() + c.max_future_s
+        held, read = self._held, 0
         for entry_id, fields in entries:
+            text = _text(entry_id)
+            if text in held:
+                continue  # already folded in (read as our own pending entry and claimed again)
+            held.add(text)
+            read += 1
             try:
                 event = decode(fields)
                 if event.ts > horizon:
                     raise BadEvent(f"ts {event.ts:.0f} is more than {c.max_future_s:.0f} s ahead of the clock")
-                outcome = agg.add(event, entry_id)
+                outcome = agg.add(event, text)
                 if outcome == "late":
                     self._late += 1
-                    self._hold.append(entry_id)
+                    self._hold.append(text)
                 elif outcome != "ok":
                     raise BadEvent(outcome)
             except BadEvent as error:
                 self._rejects.append({"stream": c.stream, "entry_id": _text(entry_id), "reason": str(error),
                                       "raw": raw_text(fields), "stored_at": time.time()})
-                self._hold.append(entry_id)
-        self.stats.read += len(entries)
+                self._hold.append(text)
+        self.stats.read += read
         closed = agg.close_ready()
         if closed or (self._hold and time.monotonic() - self._committed > 1.0):
             self._commit(closed)
@@ -265,9 +277,10 @@ class StreamConsumer:
         if planned:
             self._send_after = 0.0
 
-    def _ack(self, ids: Sequence) -> None:
+    def _ack(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), _ACK_CHUNK):
             self.client.xack(self.config.stream, self.config.group, *ids[i:i + _ACK_CHUNK])
+        self._held.difference_update(ids)
 
     # -- alerts --------------------------------------------------------------------------------
     def _send_alerts(self, force: bool = False) -> None:

@@ -94,6 +94,22 @@ def test_stored_metrics_are_the_events_aggregated(redis_client, stream, engine):
     assert (late, rejected) == (1, 1)
 
 
+def test_entries_of_open_intervals_claimed_again_are_folded_in_once(redis_client, stream, engine):
+    # XAUTOCLAIM hands back every entry idle past the claim time, the consumer's own included:
+    # with a long lateness the entries of open intervals sit in its pending list for seconds,
+    # and a short lease makes it claim every 200 ms, so each is handed back many times.
+    events = list(producer.synthetic_events(START, 10, 100, seed=4))
+    produced = producer.append(redis_client, stream, events)
+    consumer = StreamConsumer(redis_client, engine, config(stream, lateness=30.0, lease_ms=400),
+                              log=lambda _: None)
+    consumer.run(seconds=1.5)
+    assert consumer.stats.read == produced
+    producer.append(redis_client, stream, [("search", START + 45.0, 1.0)])  # closes intervals 0..13
+    consumer.run(seconds=20, until_idle=True)
+    assert stored_events(engine, stream) == produced
+    assert pending(redis_client, stream) == {"c1": 1}
+
+
 def incident_stream(redis_client, stream: str, seconds: float = 150, rate: float = 150, seed: int = 5) -> int:
     """A mean shift on one key after the detectors' warm-up; returns the events produced."""
     shift = [Incident(producer.MEAN_SHIFT, "payment", START + 100, START + 120)]
