@@ -346,6 +346,7 @@ def run_demo(days: int, end: str | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: stopped after {len(log.steps)} completed run(s); a run cut short "
               f"stays 'started' in the instance (terminate it in the UI)", file=sys.stderr, flush=True)
+        _exit_now_if_a_run_is_left(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     total = time.perf_counter() - started
     print_summary(log, total, incidents)
@@ -354,34 +355,53 @@ def run_demo(days: int, end: str | None = None) -> int:
 
 
 INTERRUPT_GRACE_S = 5.0
+_runs_in_flight: set = set()  # the `finished` events of run threads that have not ended
 
 
 def _in_worker_thread(execute):
     """Run `execute` in a daemon thread and wait for it on the main thread. In the main thread
     Dagster takes Ctrl-C over during a run (and may finish the run anyway); off it, Dagster
     leaves signals alone, so Ctrl-C reaches the demo: it gives the run INTERRUPT_GRACE_S to end,
-    then raises KeyboardInterrupt (the thread dies with the process)."""
+    then raises KeyboardInterrupt (see `_exit_now_if_a_run_is_left`).
+
+    The wait is on an Event, not `Thread.join`: on Python 3.11 a join cut short by Ctrl-C can
+    leave the thread marked as stopped while it still runs."""
     import threading
 
     outcome: dict = {}
+    finished = threading.Event()
 
     def target() -> None:
         try:
             outcome["result"] = execute()
         except BaseException as error:  # noqa: BLE001 - re-raised on the main thread
             outcome["error"] = error
+        finally:
+            finished.set()
+            _runs_in_flight.discard(finished)
 
-    worker = threading.Thread(target=target, name="demo-run", daemon=True)
-    worker.start()
+    _runs_in_flight.add(finished)
+    threading.Thread(target=target, name="demo-run", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not finished.wait(0.2):
+            pass
     except KeyboardInterrupt:
-        worker.join(INTERRUPT_GRACE_S)
+        finished.wait(INTERRUPT_GRACE_S)
         raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+def _exit_now_if_a_run_is_left(code: int) -> None:
+    """End the process at once when a run outlived the grace period. A normal exit would wait
+    for the thread pools that run started (interpreter shutdown joins them), as long as the run
+    itself; the instance's SQLite and PostgreSQL writes are transactions, so an exit mid-run
+    leaves the run 'started', nothing half-written."""
+    if any(not finished.is_set() for finished in list(_runs_in_flight)):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def print_summary(log: RunLog, total: float, incidents: list | None = None) -> None:

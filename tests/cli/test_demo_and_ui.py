@@ -281,6 +281,44 @@ def test_an_unreachable_warehouse_fails_before_the_first_partition_without_its_p
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_ctrl_c_ends_the_process_even_when_the_run_left_threads_that_block_exit(tmp_path):
+    """A run's thread pool (non-daemon workers) would hold interpreter shutdown until its work
+    ends; the demo's interrupt path ends the process after the grace period instead."""
+    import signal
+    import textwrap
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from concurrent.futures import ThreadPoolExecutor
+        from data_platform import cli
+
+        def execute():
+            pool = ThreadPoolExecutor(1)
+            return pool.submit(time.sleep, 120).result()
+
+        try:
+            print("running", flush=True)
+            cli._in_worker_thread(execute)
+        except KeyboardInterrupt:
+            cli._exit_now_if_a_run_is_left(130)
+            sys.exit(3)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 130
+    assert time.monotonic() - sent < 5 + 10  # the grace period, then out
+
+
 def test_ctrl_c_stops_the_demo_within_seconds(tmp_path):
     import signal
     import time
