@@ -94,11 +94,11 @@ def deployment(tmp_path, deploy_home, procs):
         yield web_port, home, env["DATA_PLATFORM_WAREHOUSE_URL"], group
 
 
-def launch(procs, port: int, job: str, partition: str | None = None) -> str:
+def launch(procs, port: int, job: str, partition: str | None = None, in_process: bool = False) -> str:
     tags = [{"key": "dagster/partition", "value": partition}] if partition else []
     params = {
         "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
-        "runConfigData": {},
+        "runConfigData": {"execution": {"config": {"in_process": {}}}} if in_process else {},
         "executionMetadata": {"tags": tags},
     }
     answer = procs.graphql(port, LAUNCH, {"params": params})
@@ -117,11 +117,14 @@ def test_webserver_and_daemon_run_jobs_from_the_code_server(deployment, procs):
 
     group.wait_until(location_loaded, "the code location in the webserver", 120, 1)
 
-    # Dimensions first, as the demo does, then one day of events.
+    # Dimensions first, as the demo does, then one day of events. The dimensions run on the
+    # default executor (a process per step, as a run launched from the UI); the daily job's
+    # some forty steps run in the run's process (the same run config the Launchpad takes),
+    # which keeps this test at about a minute on two cores instead of three.
     dims = launch(procs, port, DIMENSIONS_JOB)
     status = group.wait_until(lambda: finished(procs, port, dims), f"run {dims}", 300, 2)
     assert status == "SUCCESS", group.logs()
-    daily = launch(procs, port, DAILY_JOB, PARTITION)
+    daily = launch(procs, port, DAILY_JOB, PARTITION, in_process=True)
     status = group.wait_until(lambda: finished(procs, port, daily), f"run {daily}", 300, 2)
     assert status == "SUCCESS", group.logs()
 
@@ -131,6 +134,9 @@ def test_webserver_and_daemon_run_jobs_from_the_code_server(deployment, procs):
         run = instance.get_run_by_id(daily)
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert run.tags["dagster/partition"] == PARTITION
+        # The dimensions' steps ran in processes of their own.
+        step_processes = {e.dagster_event.pid for e in instance.all_logs(dims, of_type=DagsterEventType.STEP_START)}
+        assert len(step_processes) >= 2 and instance.get_run_by_id(dims).status == dg.DagsterRunStatus.SUCCESS
         for run_id in (dims, daily):
             # Queued by the webserver; only the daemon's queue loop turns a queued run into a
             # starting one (it then hands it to the run launcher).
