@@ -177,7 +177,7 @@ def incident_outcomes(incidents: list, evaluations: list[tuple[str, str, str, bo
     """(incident, outcome, text) per incident, from the checks of its entity's assets that day:
     caught (a check failed), learning (none failed and every anomaly check was still learning:
     not judged), missed (judged normal) or unchecked (no check ran)."""
-    from data_platform.quality.platform_bench import ASSET_ENTITY
+    from data_platform.bench.platform import ASSET_ENTITY
 
     def entity_of(asset: str) -> str:
         return ASSET_ENTITY.get(asset) or asset.split("_", 1)[0]
@@ -530,18 +530,6 @@ def run_stream(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    if args.which == "streaming-consumer":
-        from data_platform.streaming import bench as consumer_bench
-
-        return consumer_bench.main(args)
-    if args.which == "serving":
-        from data_platform.serving import bench as serving_bench
-
-        return serving_bench.main(args)
-    if args.which == "features":
-        from data_platform.features import bench as features_bench
-
-        return features_bench.main(args)
     from data_platform import bench
 
     return bench.main(args)

@@ -5,7 +5,6 @@ from data_platform.checks.anomaly import (
     STATE_KEY,
     build_anomaly_checks,
     evaluate_anomaly,
-    run_check_benchmark,
 )
 from data_platform.checks.rules import (
     build_freshness_checks,
@@ -34,6 +33,5 @@ __all__ = [
     "has_rows",
     "keys_valid",
     "quarantine_below",
-    "run_check_benchmark",
     "schema_drift",
 ]

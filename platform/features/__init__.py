@@ -6,7 +6,6 @@
 - ``online``: the latest value per entity in Redis (versioned, switched atomically) or in a
   warehouse table; lookups by entity. ``client``: the HTTP client of the service's feature API.
 - ``views``: the platform's own views; ``export``: those views as Feast definitions (text).
-- ``bench``: ``data-platform bench features``.
 """
 
 from data_platform.features.offline import OfflineStore, get_training_set, training_set_hash

@@ -7,7 +7,6 @@
 - ``config``: the service's settings from the environment.
 - ``warehouse``: the ``recommendations`` table held in memory (no Redis, or Redis unusable).
 - ``service``: where each answer comes from; ``app``: the HTTP API; ``server``: uvicorn.
-- ``bench`` and ``loadgen``: ``data-platform bench serving`` (open-loop load from another process).
 
 No Dagster here: the Dagster layer (assets/serving.py, resources/redis.py) wires it.
 """

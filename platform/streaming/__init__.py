@@ -9,7 +9,6 @@
   the check-failure alerts (``data_platform.quality.alerting``).
 - ``consumer``: the consumer-group process: lease, claim, read, commit, then acknowledge and send.
 - ``producer``: synthetic events with injected incidents (a count drop, a mean shift, a null spike).
-- ``bench``: ``data-platform bench streaming-consumer``.
 
 No Dagster here: the CLI passes the alert sinks in, and ``assets/streaming.py`` reads the tables.
 """

@@ -23,7 +23,6 @@ from data_platform.checks import (
     STATE_KEY,
     build_anomaly_checks,
     evaluate_anomaly,
-    run_check_benchmark,
 )
 from data_platform.quality.anomaly import AnomalyConfig, detect
 from data_platform.quality.history import build_history
@@ -421,13 +420,6 @@ def test_a_run_over_several_partitions_judges_each_walking_forward():
         history, _, excluded = spy.calls[-1]
         assert len(history) == 12 and excluded[-1] is True and not any(excluded[:-1])
         assert "judged 3 partitions; 1 anomalous" in result.metadata["explanation"].value
-
-
-def test_benchmark_reports_one_row_per_configuration():
-    rows = run_check_benchmark(history_lengths=(3, 12), n_metrics=(2,), repeats=1)
-    assert [(r["history"], r["metrics"]) for r in rows] == [(3, 2), (12, 2)]
-    assert rows[1]["history_points"] == 11
-    assert all(r["median_s"] > 0 for r in rows)
 
 
 def test_history_from_snapshots_equals_history_from_materializations(daily_history):

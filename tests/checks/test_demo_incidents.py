@@ -6,7 +6,7 @@ drawn, not chosen: a seed and an end date from tests/checks/windows.py (a new dr
 DATA_PLATFORM_TEST_DRAW reproduces one). Checks fail only on incident days, on assets of the
 incident's entity, and every incident after the cold start is caught on its day: the targets,
 measured by `data-platform bench platform`. This test holds the real job to the regression
-floors (platform_bench.floor_violations).
+floors (bench.platform.floor_violations).
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
-from data_platform.definitions import build_definitions
-from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
-from data_platform.quality.platform_bench import (
+from data_platform.bench.platform import (
     ASSET_ENTITY,
     COLD_START_DAYS,
     FLOOR_CONSECUTIVE_CLEAN_FAILURES,
@@ -28,6 +25,9 @@ from data_platform.quality.platform_bench import (
     FLOOR_HISTORY_DAYS,
     FLOOR_RECALL,
 )
+from data_platform.checks.anomaly import DEFAULT_CHECK_NAME
+from data_platform.definitions import build_definitions
+from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
 from data_platform.resources.model_store import ModelStoreResource
 from data_platform.resources.source import SourceResource
 from data_platform.resources.warehouse import WarehouseResource
@@ -113,7 +113,7 @@ def test_incidents_are_caught_and_clean_days_stay_quiet(monkeypatch, tmp_path, p
         passed[key] = {e.asset_key.path[-1]: _why(e) for e in evaluations if e.passed}
 
     assert all(count >= len(ASSET_ENTITY) - 1 for count in evaluated.values()), (where, evaluated)
-    # The regression floors of platform_bench.floor_violations on the real job: checks fail
+    # The regression floors of bench.platform.floor_violations on the real job: checks fail
     # outside their entity's incident days at most FLOOR false alerts per asset and never on
     # consecutive clean days (no exclusion loop); most incidents after three weeks of history
     # are caught on their day. The targets are measured by `data-platform bench platform`.

@@ -1,4 +1,4 @@
-"""The pure replay (quality/platform_bench.py) measures the real checks.
+"""The pure replay (bench/platform.py) measures the real checks.
 
 A short window runs through the real daily job in a temporary instance; the replay must record
 the same metadata per asset and day (wall-clock durations aside) and reach the same verdict on
@@ -17,10 +17,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from data_platform.bench import platform as platform_bench
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME, plain_metadata
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
-from data_platform.quality import platform_bench
 from data_platform.quality.health import DURATION_SECONDS
 from data_platform.resources.model_store import ModelStoreResource
 from data_platform.resources.source import SourceResource

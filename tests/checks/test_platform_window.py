@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_platform.quality import platform_bench
+from data_platform.bench import platform as platform_bench
 from data_platform.quality.verdict import MetricResult, Verdict
 from data_platform.sources import synthetic
 

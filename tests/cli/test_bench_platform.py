@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from data_platform.bench.platform import JUDGED_ASSETS
 from data_platform.cli import main
-from data_platform.quality.platform_bench import JUDGED_ASSETS
 
 
 def test_bench_platform_prints_a_row_per_seed_calendar_and_asset(capsys):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from data_platform.bench.platform import ASSET_ENTITY
 from data_platform.cli import last_daily_partition
-from data_platform.quality.platform_bench import ASSET_ENTITY
 from data_platform.sources import synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -112,10 +112,10 @@ def test_approaches_the_noise_floor_of_the_synthetic_source():
     """A year of the platform's own synthetic ratings (about 97,000 after keeping the latest
     rating per pair): held-out RMSE within 10% of the generator's noise floor. Fewer days do
     not get there; docs/models.md has the learning curve."""
-    from data_platform.ml import bench
+    from data_platform.bench.models import synthetic_noise_floor, synthetic_source_ratings
 
-    data = bench.synthetic_source_ratings(365)
-    floor = bench.synthetic_noise_floor(data)
+    data = synthetic_source_ratings(365)
+    floor = synthetic_noise_floor(data)
     assert 0.55 < floor < 0.6  # noise sd 0.6, slightly reduced by clipping
     _, m = rec.train_and_evaluate(data, rec.RecommenderConfig(time_budget_s=1.0))
     assert m["rmse"] <= 1.10 * floor

@@ -151,7 +151,7 @@ def test_recovers_the_synthetic_sources_segments(days, min_ari):
 
 def test_online_retail_segments_are_stable_and_actionable(real_data_dir):
     """The real-data targets: bootstrap stability >= 0.9, smallest segment >= 2%."""
-    from data_platform.ml.bench import online_retail_rfm
+    from data_platform.bench.models import online_retail_rfm
 
     rfm = online_retail_rfm(str(real_data_dir / "online_retail"))
     model, m = seg.train_and_evaluate(rfm, seg.SegmentationConfig(n_bootstrap=10))

@@ -82,7 +82,7 @@ def test_char_ngrams_and_nb_scaling_run_and_bad_input_is_refused():
 
 
 def test_uci_labelled_sentences(real_data_dir):
-    from data_platform.ml.bench import load_reviews
+    from data_platform.bench.models import load_reviews
 
     data = load_reviews("labelled_text", str(real_data_dir / "uci_sentiment"))
     assert len(data) == 3000

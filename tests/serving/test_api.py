@@ -271,7 +271,7 @@ def test_redis_stopped_mid_load_every_request_answered_then_recovers(own_redis, 
             "host": "127.0.0.1", "port": svc.port, "rate": 250, "duration": 3,
             "requests": [["GET", f"/v1/recommendations/u{k % 45}", None] for k in range(500)],
         }))
-        loader = subprocess.Popen([sys.executable, "-m", "data_platform.serving.loadgen", str(spec)],
+        loader = subprocess.Popen([sys.executable, "-m", "data_platform.bench.loadgen", str(spec)],
                                   stdout=subprocess.PIPE, text=True)
         time.sleep(1.2)
         own_redis.stop()

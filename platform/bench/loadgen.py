@@ -1,4 +1,4 @@
-"""Open-loop HTTP load from its own process: ``python -m data_platform.serving.loadgen SPEC``.
+"""Open-loop HTTP load from its own process: ``python -m data_platform.bench.loadgen SPEC``.
 
 Request i is due at ``start + i / rate`` whatever happened to the earlier ones (no waiting for
 answers before sending: a stall of the server cannot slow the load down and hide itself).

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_platform.quality import nab, nab_score
+from data_platform.bench import nab, nab_score
 from data_platform.quality.streaming import StreamConfig, StreamDetector
 
 ROLLING_WINDOW = 288  # one day of 5-minute points
@@ -217,7 +217,7 @@ def render_markdown(results: dict) -> str:
 
 
 def main(nab_dir: str | None, quick: bool, json_path: str | None) -> int:
-    from data_platform.bench import machine
+    from data_platform.bench.runner import machine
 
     if nab_dir is not None and not (Path(nab_dir) / "combined_windows.json").is_file():
         print(f"--nab-dir {nab_dir}: no combined_windows.json there", file=sys.stderr)

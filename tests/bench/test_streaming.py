@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from data_platform.bench import streaming as streaming_bench
 from data_platform.cli import main
-from data_platform.quality import streaming_bench
 
 
 def make_nab_folder(root, names):

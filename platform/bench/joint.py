@@ -1,6 +1,6 @@
 """Ablation of the joint detectors on the joint-incident families (evaluation seeds only).
 
-Each configuration runs walk-forward over the same cases (`bench_families`: broken
+Each configuration runs walk-forward over the same cases (`families`: broken
 correlations, mix shifts, stuck upstream, and one single-metric-incident family as a control of
 false alerts), so every method alone and each combination is compared on identical data, with
 its CPU time per check. `data-platform bench joint [--seeds 1,2] [--cases 4]`.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from data_platform.bench.anomaly import elementary_flags, score_flags, walk_forward
+from data_platform.bench.anomaly_eval import DEV_SEED, summarise
+from data_platform.bench.families import generate_case
 from data_platform.quality.anomaly import AnomalyConfig
-from data_platform.quality.anomaly_bench import elementary_flags, score_flags, walk_forward
-from data_platform.quality.anomaly_eval import DEV_SEED, summarise
-from data_platform.quality.bench_families import generate_case
 
 FAMILIES = ("correlation_breaks", "mix_shifts", "stuck_upstream")
 CONFIGS: dict[str, AnomalyConfig | None] = {

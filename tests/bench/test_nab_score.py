@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from data_platform.quality import nab_score
-from data_platform.quality.nab_score import STANDARD, Profile, normalized_score, score_series
+from data_platform.bench import nab_score
+from data_platform.bench.nab_score import STANDARD, Profile, normalized_score, score_series
 
 # Values of NAB's scaled sigmoid 2 / (1 + exp(5 p)) - 1, worked out by hand.
 S_MINUS_1 = 2 / (1 + math.exp(-5)) - 1  # 0.986614

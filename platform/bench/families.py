@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data_platform.quality.anomaly_bench import (
+from data_platform.bench.anomaly import (
     EVAL_START,
     FIRST_INCIDENT,
     INCIDENT_GAP,

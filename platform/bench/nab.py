@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_platform.quality.anomaly_bench import Incident
-from data_platform.quality.bench_families import Case
+from data_platform.bench.anomaly import Incident
+from data_platform.bench.families import Case
 
 REAL_DATA_ENV = "DATA_PLATFORM_REAL_DATA"
 PROBATION_SHARE = 0.15

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_platform.quality import anomaly_eval, bench_families, nab
-from data_platform.quality.anomaly_bench import (
+from data_platform.bench import anomaly_eval, families, nab
+from data_platform.bench.anomaly import (
     Incident,
     elementary_flags,
     generate_asset,
@@ -62,7 +62,7 @@ def test_quick_benchmark_ensemble_beats_baselines():
 
 
 def test_correlation_break_moves_the_ratio_far_and_each_metric_little():
-    from data_platform.quality.anomaly_bench import INCIDENT_KINDS, JOINT_KINDS
+    from data_platform.bench.anomaly import INCIDENT_KINDS, JOINT_KINDS
 
     assert JOINT_KINDS[: len(INCIDENT_KINDS)] == INCIDENT_KINDS
     rng = np.random.default_rng(0)
@@ -82,15 +82,15 @@ def test_correlation_break_moves_the_ratio_far_and_each_metric_little():
         assert abs(distinct.iloc[-1] - distinct.iloc[-31:-1].median()) < 8 * distinct.iloc[-31:-1].std()
 
 
-SINGLE_METRIC = [name for name, spec in bench_families.FAMILIES.items() if spec.generate is not None and not spec.joint]
-JOINT = [name for name, spec in bench_families.FAMILIES.items() if spec.joint]
+SINGLE_METRIC = [name for name, spec in families.FAMILIES.items() if spec.generate is not None and not spec.joint]
+JOINT = [name for name, spec in families.FAMILIES.items() if spec.joint]
 
 
 @pytest.mark.parametrize("family", SINGLE_METRIC)
 def test_family_cases_are_deterministic_per_seed(family):
-    first = bench_families.generate_case(family, 1, 5)
-    again = bench_families.generate_case(family, 1, 5)
-    other_seed = bench_families.generate_case(family, 2, 5)
+    first = families.generate_case(family, 1, 5)
+    again = families.generate_case(family, 1, 5)
+    other_seed = families.generate_case(family, 2, 5)
     pd.testing.assert_frame_equal(first.data, again.data)
     assert first.incidents == again.incidents
     assert not first.data.iloc[:, 0].equals(other_seed.data.iloc[:, 0])
@@ -98,15 +98,15 @@ def test_family_cases_are_deterministic_per_seed(family):
     named = {"discrete_extremes": ({"min/rating"}, {"max/unit_price"})}.get(family, ({"value"},))
     assert set(first.data.columns) in named
     assert isinstance(first.data.index, pd.DatetimeIndex)
-    step = pd.Timedelta(hours=1) if bench_families.FAMILIES[family].hourly else pd.Timedelta(days=1)
+    step = pd.Timedelta(hours=1) if families.FAMILIES[family].hourly else pd.Timedelta(days=1)
     assert (first.data.index[1:] - first.data.index[:-1] == step).all()
 
 
 @pytest.mark.parametrize("family", JOINT)
 def test_joint_families_are_deterministic_and_their_incidents_name_metrics_of_the_case(family):
-    first = bench_families.generate_case(family, 1, 5)
-    again = bench_families.generate_case(family, 1, 5)
-    clean = bench_families.generate_case(family, 1, 5, inject=False)
+    first = families.generate_case(family, 1, 5)
+    again = families.generate_case(family, 1, 5)
+    clean = families.generate_case(family, 1, 5, inject=False)
     pd.testing.assert_frame_equal(first.data, again.data)
     assert first.incidents == again.incidents and first.incidents and not clean.incidents
     assert first.data.shape[1] >= 4 and not first.data.isna().any().any()
@@ -119,7 +119,7 @@ def test_joint_families_are_deterministic_and_their_incidents_name_metrics_of_th
 
 
 def test_platform_cases_are_the_dev_generator_in_run_benchmark_order():
-    cases = bench_families.platform_cases(0, 2, 60)
+    cases = families.platform_cases(0, 2, 60)
     rng = np.random.default_rng(0)
     expected = [generate_asset(rng, 60) for _ in range(2)]
     for case, asset in zip(cases, expected, strict=True):
@@ -133,7 +133,7 @@ def test_dev_and_eval_seeds_are_disjoint():
     assert {t.seed for t in tasks if t.section == "dev"} == {anomaly_eval.DEV_SEED}
     assert {t.seed for t in tasks if t.section == "eval"} == {1}  # quick: the first eval seed
     # The dev split: the platform generator and the joint families (their thresholds are chosen there).
-    joint = {name for name, spec in bench_families.FAMILIES.items() if spec.joint}
+    joint = {name for name, spec in families.FAMILIES.items() if spec.joint}
     assert {t.group for t in tasks if t.section == "dev"} == {"platform_metrics", *joint}
     with pytest.raises(ValueError, match="development seed"):
         anomaly_eval.plan("eval", (0, 1))
@@ -152,8 +152,8 @@ def test_cli_refuses_the_dev_seed_and_a_folder_without_nab(capsys, tmp_path):
 def test_incidents_are_injected_exactly_where_the_family_says(family):
     seen_incidents = 0
     for index in range(6):
-        hit = bench_families.generate_case(family, 3, index, inject=True)
-        clean = bench_families.generate_case(family, 3, index, inject=False)
+        hit = families.generate_case(family, 3, index, inject=True)
+        clean = families.generate_case(family, 3, index, inject=False)
         assert not clean.incidents
         differs = hit.data.iloc[:, 0].to_numpy() != clean.data.iloc[:, 0].to_numpy()
         if not hit.incidents:
@@ -175,25 +175,25 @@ def test_incidents_are_injected_exactly_where_the_family_says(family):
             values = hit.data.iloc[:, 0].to_numpy()
             assert differs[-1]
             assert all(values[i.start] != values[i.start - 1] for i in hit.incidents)
-            assert all(i.adapt_until == i.start + bench_families.ADAPTATION
+            assert all(i.adapt_until == i.start + families.ADAPTATION
                        for i in hit.incidents if i.adapt_until is not None)
     assert seen_incidents >= 6
 
 
 def test_family_shapes_match_their_descriptions():
-    hourly = bench_families.generate_case("hourly_cycles", 1, 0)
+    hourly = families.generate_case("hourly_cycles", 1, 0)
     assert len(hourly.data) >= 5 * 168 and hourly.start == 168
-    levels = [bench_families.generate_case("level_changes", 1, i, inject=True) for i in range(4)]
+    levels = [families.generate_case("level_changes", 1, i, inject=True) for i in range(4)]
     assert all(len(c.incidents) == 1 and c.incidents[0].end == c.incidents[0].start + 1 for c in levels)
     for i in range(4):
-        constant = bench_families.generate_case("near_constant_counts", 1, i, inject=False)
+        constant = families.generate_case("near_constant_counts", 1, i, inject=False)
         assert constant.data["value"].nunique() == 1
-        counts = bench_families.generate_case("poisson_counts", 1, i, inject=False).data["value"]
+        counts = families.generate_case("poisson_counts", 1, i, inject=False).data["value"]
         assert (counts >= 0).all() and (counts == counts.round()).all() and counts.mean() < 8
-        shares = bench_families.generate_case("fractions", 1, i).data["value"]
+        shares = families.generate_case("fractions", 1, i).data["value"]
         assert shares.between(0, 1).all()
     for i in range(6):
-        extremes = bench_families.generate_case("discrete_extremes", 1, i, inject=False).data.iloc[:, 0]
+        extremes = families.generate_case("discrete_extremes", 1, i, inject=False).data.iloc[:, 0]
         distinct = extremes.rolling(14).apply(lambda w: len(set(w))).dropna()
         # Ordinary days take 2-4 distinct values: most two-week windows show 2 to 4 of them.
         assert ((distinct >= 2) & (distinct <= 4)).mean() >= 0.7, i
@@ -291,7 +291,7 @@ def test_run_task_scores_every_method_on_a_small_family_task():
     task = anomaly_eval.Task("eval", "family", 1, "poisson_counts", (0,), 60)
     (row,) = anomaly_eval.run_task(task)
     assert set(row["scores"]) == set(anomaly_eval.METHODS)
-    case = bench_families.generate_case("poisson_counts", 1, 0, points=60)
+    case = families.generate_case("poisson_counts", 1, 0, points=60)
     for score in row["scores"].values():
         assert score["incidents"] == len(case.incidents) >= 1
         assert score["clean_runs"] == 60 - 21 - sum(i.end - i.start + 1 for i in case.incidents)

@@ -184,7 +184,7 @@ def load(port: int, rate: float, duration: float, requests: list, folder: Path,
     spec = folder / "spec.json"
     spec.write_text(json.dumps({"host": "127.0.0.1", "port": port, "rate": rate,
                                 "duration": duration, "requests": requests}))
-    loader = subprocess.Popen([sys.executable, "-m", "data_platform.serving.loadgen", str(spec)],
+    loader = subprocess.Popen([sys.executable, "-m", "data_platform.bench.loadgen", str(spec)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if during is not None:
         time.sleep(during[0])
@@ -209,7 +209,7 @@ def row(name: str, r: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from data_platform.bench import machine
+    from data_platform.bench.runner import machine
 
     quick = bool(getattr(args, "quick", False))
     users = USERS_QUICK if quick else USERS

@@ -68,8 +68,8 @@ def labels(views: list[FeatureView], n: int, rows: int, seed: int = 99) -> pd.Da
 
 
 def main(args: argparse.Namespace) -> int:
-    from data_platform.bench import machine
-    from data_platform.serving import bench as serving
+    from data_platform.bench import serving
+    from data_platform.bench.runner import machine
     from data_platform.sources.db import make_engine
 
     url = (getattr(args, "postgres_url", None) or os.environ.get("DATA_PLATFORM_BENCH_POSTGRES_URL")

@@ -1,6 +1,6 @@
 """Model benchmarks on files: quality targets on public datasets, and training cost at scale.
 
-Run as `python -m data_platform.ml.bench <what> [path]`:
+Run as `python -m data_platform.bench.models <what> [path]`:
 
 - `movielens PATH`: 5-fold RMSE (`cross_validate_rmse`) and a `train_and_evaluate` run on a
   MovieLens ratings file (`ratings.csv` of ml-latest-small with userId,movieId,rating,timestamp,

@@ -11,9 +11,9 @@ outside incident windows is one false alert; false-alert rate = false alerts / c
 
 This module is the development set (seed 0) and the shared parts (scoring, walk-forward,
 baselines). `data-platform bench anomaly` (anomaly_eval) adds the evaluation seeds, the
-single-metric families (bench_families) and NAB's real series (nab).
+single-metric families (families) and NAB's real series (nab).
 
-    python -c "from data_platform.quality.anomaly_bench import main; main()"
+    python -c "from data_platform.bench.anomaly import main; main()"
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 - Development: the platform's multi-metric generator (`generate_asset`) at seed 0, the only
   data on which thresholds may be chosen.
 - Evaluation: the same generator at other seeds, and single-metric families nobody tuned on
-  (`bench_families`), at the evaluation seeds. The headline is evaluation only.
+  (`families`), at the evaluation seeds. The headline is evaluation only.
 - Real series: NAB's labelled series (`nab`) aggregated to hourly and to daily points.
 
 Every series is judged by our detector walk-forward like the asset check (`walk_forward`) and
@@ -20,8 +20,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from data_platform.quality.anomaly_bench import BASELINES, score_flags, walk_forward
-from data_platform.quality.bench_families import (
+from data_platform.bench.anomaly import BASELINES, score_flags, walk_forward
+from data_platform.bench.families import (
     CLEAN_EVERY,
     FAMILIES,
     HOURLY_FIRST_INCIDENT,
@@ -29,7 +29,7 @@ from data_platform.quality.bench_families import (
     generate_case,
     platform_cases,
 )
-from data_platform.quality.nab import QUICK_NAB_FILES, STEPS, load_nab, nab_cases
+from data_platform.bench.nab import QUICK_NAB_FILES, STEPS, load_nab, nab_cases
 
 DEV_SEED = 0
 EVAL_SEEDS = (1, 2, 3)
