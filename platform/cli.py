@@ -177,15 +177,12 @@ def incident_outcomes(incidents: list, evaluations: list[tuple[str, str, str, bo
     """(incident, outcome, text) per incident, from the checks of its entity's assets that day:
     caught (a check failed), learning (none failed and every anomaly check was still learning:
     not judged), missed (judged normal) or unchecked (no check ran)."""
-    from data_platform.bench.platform import ASSET_ENTITY
-
-    def entity_of(asset: str) -> str:
-        return ASSET_ENTITY.get(asset) or asset.split("_", 1)[0]
+    from data_platform.catalog import ASSET_ENTITY
 
     out = []
     for incident in incidents:
         day = incident.day.isoformat()
-        mine = [e for e in evaluations if e[0] == day and entity_of(e[1]) == incident.entity]
+        mine = [e for e in evaluations if e[0] == day and ASSET_ENTITY.get(e[1]) == incident.entity]
         failed = [f"{asset} {check}" for _, asset, check, passed, _ in mine if not passed]
         anomaly = [learning for _, _, check, _, learning in mine if check == "anomaly"]
         if failed:
@@ -216,6 +213,7 @@ def pin_partition_start(instance, first_day=None) -> str | None:
     import dagster as dg
 
     from data_platform.assets.partitions import DEFAULT_START_DATE
+    from data_platform.catalog import RAW, table
     from data_platform.checks.event_store import materialized_partitions
     from data_platform.resources.source import SYNTHETIC, specs_from_env
     from data_platform.sources.schemas import EVENT_ENTITIES
@@ -227,7 +225,7 @@ def pin_partition_start(instance, first_day=None) -> str | None:
         return None
     candidates = [max(first_day, DEFAULT_START_DATE)] if first_day is not None else []
     for entity in EVENT_ENTITIES:
-        for key in materialized_partitions(instance, dg.AssetKey(f"{entity}_raw")):
+        for key in materialized_partitions(instance, dg.AssetKey(table(entity, RAW))):
             try:
                 candidates.append(date.fromisoformat(key))
             except ValueError:
@@ -405,6 +403,8 @@ def _exit_now_if_a_run_is_left(code: int) -> None:
 
 
 def print_summary(log: RunLog, total: float, incidents: list | None = None) -> None:
+    from data_platform.catalog import ENTITY_TABLES
+
     print()
     print(f"Summary: {len(log.steps)} runs in {total:.1f}s, {log.materializations} materializations, "
           f"{log.checks_run} check evaluations, {len(log.failed_checks)} failed")
@@ -416,7 +416,7 @@ def print_summary(log: RunLog, total: float, incidents: list | None = None) -> N
         print(f"Runs with a failing step: {', '.join(log.broken_runs)}")
     print(f"{'asset':<26}{'rows':>10}")
     for name in sorted(log.rows):
-        if name.endswith(("_raw", "_clean", "_quarantine", "_rejected")):
+        if name in ENTITY_TABLES:
             print(f"{name:<26}{log.rows[name]['rows']:>10}")
     for name in sorted(log.reasons):
         reasons = ", ".join(f"{r}: {n}" for r, n in log.reasons[name].most_common())

@@ -6,13 +6,14 @@ import os
 
 import dagster as dg
 
+from data_platform import catalog
 from data_platform.assets.cleaning import build_cleaning_asset
-from data_platform.assets.feature_store import FEATURE_STORE_ASSET_KEYS, build_feature_store
+from data_platform.assets.feature_store import build_feature_store
 from data_platform.assets.features import build_feature_assets
 from data_platform.assets.ingestion import build_ingestion_asset
-from data_platform.assets.models import MODEL_ASSET_KEYS, MODEL_ASSETS
+from data_platform.assets.models import MODEL_ASSETS
 from data_platform.assets.partitions import daily_partitions
-from data_platform.assets.serving import SERVING_ASSET_KEYS, SERVING_ASSETS, SERVING_CHECKS
+from data_platform.assets.serving import SERVING_ASSETS, SERVING_CHECKS
 from data_platform.assets.streaming import STREAM_ASSETS, STREAM_CHECKS
 from data_platform.checks.completeness import (
     build_completeness_checks,
@@ -20,7 +21,7 @@ from data_platform.checks.completeness import (
     build_partition_freshness_sensor,
 )
 from data_platform.checks.platform import build_platform_checks
-from data_platform.jobs import DOWNSTREAM_ASSETS, build_jobs, build_schedules
+from data_platform.jobs import build_jobs, build_schedules
 from data_platform.jobs.alerts import build_check_failure_sensor
 from data_platform.resources.alerts import alert_resources_from_env, sinks_from_env
 from data_platform.resources.model_store import ModelStoreResource
@@ -73,14 +74,11 @@ def build_definitions(
     assets.extend(feature_store_assets)
     checks = build_platform_checks(assets) + SERVING_CHECKS + STREAM_CHECKS + feature_store_checks
     # A daily partition that never arrives: late (freshness, on a clock) or skipped (a gap).
-    raw_events = [f"{entity}_raw" for entity in EVENT_ENTITIES]
+    raw_events = list(catalog.tables(EVENT_ENTITIES, [catalog.RAW]))
     freshness_checks = build_partition_freshness_checks(raw_events)
     checks += build_completeness_checks(raw_events) + freshness_checks
     assets.extend(STREAM_ASSETS)
-    jobs = build_jobs(
-        DOWNSTREAM_ASSETS + FEATURE_STORE_ASSET_KEYS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS,
-        sensor_checks=freshness_checks,
-    )
+    jobs = build_jobs(sensor_checks=freshness_checks)
     warehouse = warehouse or warehouse_from_env()
     return dg.Definitions(
         assets=assets,

@@ -8,6 +8,7 @@ import time
 
 import dagster as dg
 
+from data_platform import catalog
 from data_platform.assets.health import health_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
@@ -15,7 +16,6 @@ from data_platform.quality import health
 from data_platform.quality.cleaning import clean
 from data_platform.sources.schemas import SCHEMAS
 
-CLEANING = "cleaning"
 # Above this share of quarantined rows a day is suspect even before its history says so.
 MAX_QUARANTINE_SHARE = 0.05
 # A day whose newest event is older than this before the partition end is stale.
@@ -24,18 +24,19 @@ MAX_FRESHNESS_LAG_HOURS = 24.0
 
 def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     schema = SCHEMAS[entity]
-    clean_name, quarantine_name = f"{entity}_clean", f"{entity}_quarantine"
+    clean_name = catalog.table(entity, catalog.CLEAN)
+    quarantine_name = catalog.table(entity, catalog.QUARANTINE)
 
     @dg.multi_asset(
         name=f"clean_{entity}",
-        ins={"raw": dg.AssetIn(key=f"{entity}_raw")},
+        ins={"raw": dg.AssetIn(key=catalog.table(entity, catalog.RAW))},
         outs={
             clean_name: table_out(
-                CLEANING,
+                catalog.CLEANING,
                 f"{entity.capitalize()} typed, deduplicated and validated; outliers flagged.",
             ),
             quarantine_name: table_out(
-                CLEANING,
+                catalog.CLEANING,
                 f"Rows of {entity}_raw that failed a cleaning rule, with reason, column and value.",
             ),
         },

@@ -16,6 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from data_platform.assets.health import health_metadata
+from data_platform.catalog import FEATURE_STORE, online_asset
 from data_platform.features import OfflineStore
 from data_platform.features.offline import now_utc
 from data_platform.features.online import RedisOnlineStore, SqlOnlineStore, materialize, parity
@@ -25,7 +26,6 @@ from data_platform.quality import health
 from data_platform.resources.redis import RedisResource
 from data_platform.resources.warehouse import WarehouseResource
 
-FEATURE_STORE = "feature_store"
 IO = "warehouse_io_manager"
 
 
@@ -73,7 +73,7 @@ def _view_asset(view: FeatureView, source: str, to_rows) -> dg.AssetsDefinition:
 
 
 def _online_asset(view: FeatureView) -> tuple:
-    @dg.asset(name=f"{view.name}_online", group_name=FEATURE_STORE, code_version=view.version,
+    @dg.asset(name=online_asset(view.name), group_name=FEATURE_STORE, code_version=view.version,
               owners=[view.owner], deps=[view.name], kinds={"redis", "sql"},
               description=f"The latest value per entity of `{view.name}` in the online store.")
     def _asset(warehouse: WarehouseResource, redis: RedisResource) -> dg.MaterializeResult:
@@ -104,6 +104,3 @@ def build_feature_store() -> tuple[list[dg.AssetsDefinition], list[dg.AssetCheck
             assets.append(asset)
             checks.append(check)
     return assets, checks
-
-
-FEATURE_STORE_ASSET_KEYS = tuple(k for v in VIEWS for k in (v.name, f"{v.name}_online"))

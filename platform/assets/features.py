@@ -8,9 +8,9 @@ import pandas as pd
 
 from data_platform.assets.health import health_metadata
 from data_platform.assets.partitions import partition_day
+from data_platform.catalog import FEATURES
 from data_platform.ml import features
 
-FEATURES = "features"
 IO = "warehouse_io_manager"
 
 

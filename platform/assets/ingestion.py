@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 
+from data_platform import catalog
 from data_platform.assets.health import health_metadata, previous_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
@@ -17,24 +18,24 @@ from data_platform.quality import health
 from data_platform.resources.source import SourceResource
 from data_platform.sources.schemas import SCHEMAS, align_to_schema
 
-INGESTION = "ingestion"
 # align_to_schema lives in the pure layer (the benchmarks replay ingestion without Dagster).
-__all__ = ["INGESTION", "align_to_schema", "build_ingestion_asset"]
+__all__ = ["align_to_schema", "build_ingestion_asset"]
 
 
 def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     schema = SCHEMAS[entity]
-    raw_name, rejected_name = f"{entity}_raw", f"{entity}_rejected"
+    raw_name = catalog.table(entity, catalog.RAW)
+    rejected_name = catalog.table(entity, catalog.REJECTED)
 
     @dg.multi_asset(
         name=f"ingest_{entity}",
         outs={
             raw_name: table_out(
-                INGESTION,
+                catalog.INGESTION,
                 f"{entity.capitalize()} as delivered by the configured source, in the canonical schema.",
             ),
             rejected_name: table_out(
-                INGESTION,
+                catalog.INGESTION,
                 f"Source rows of {entity} that could not be parsed: file, line, column, value, reason, raw text.",
             ),
         },

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from data_platform.assets.feature_store import offline_store
+from data_platform.catalog import MODELS
 from data_platform.features import training
 from data_platform.features.offline import now_utc
 from data_platform.features.views import CUSTOMER_FEATURES
@@ -19,7 +20,6 @@ from data_platform.quality import health
 from data_platform.resources.model_store import ModelStoreResource, snapshot_id
 from data_platform.resources.warehouse import WarehouseResource
 
-MODELS = "models"
 IO = "warehouse_io_manager"
 # The platform trains on every daily run of the downstream job; the full search budget is for
 # the benchmark. Override with DATA_PLATFORM_RECOMMENDER_BUDGET_S.
@@ -156,11 +156,3 @@ def experiment_results(experiments_clean: pd.DataFrame):
 
 
 MODEL_ASSETS = [recommendations, segmentation_model, sentiment_model, experiment_results]
-MODEL_ASSET_KEYS = (
-    "recommendations",
-    "customer_segments",
-    "segment_profiles",
-    "review_sentiment",
-    "product_sentiment",
-    "experiment_results",
-)

@@ -10,6 +10,7 @@ import time
 import dagster as dg
 import pandas as pd
 
+from data_platform import catalog
 from data_platform.checks import event_store
 from data_platform.quality import health
 from data_platform.resources.model_store import ModelStoreResource
@@ -18,9 +19,8 @@ from data_platform.resources.warehouse import WarehouseResource
 from data_platform.serving import layout, publish
 from data_platform.serving.warehouse import cache_table
 
-SERVING = "serving"
 POPULAR_N = 100
-RECOMMENDATIONS = dg.AssetKey("recommendations")
+RECOMMENDATIONS = dg.AssetKey(catalog.RECOMMENDATIONS)
 
 
 def latest_model_version(instance: dg.DagsterInstance, model_store: ModelStoreResource) -> str:
@@ -33,7 +33,7 @@ def latest_model_version(instance: dg.DagsterInstance, model_store: ModelStoreRe
     return model_store.store().manifest("recommender").version
 
 
-@dg.asset(group_name=SERVING, io_manager_key="warehouse_io_manager", kinds={"redis", "sql"})
+@dg.asset(group_name=catalog.SERVING, io_manager_key="warehouse_io_manager", kinds={"redis", "sql"})
 def recommendation_cache(
     context: dg.AssetExecutionContext,
     recommendations: pd.DataFrame,
@@ -88,4 +88,3 @@ def served_version(
 
 SERVING_ASSETS = [recommendation_cache]
 SERVING_CHECKS = [served_version]
-SERVING_ASSET_KEYS = ("recommendation_cache",)

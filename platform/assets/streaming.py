@@ -11,12 +11,12 @@ import time
 
 import dagster as dg
 
+from data_platform.catalog import STREAMING
 from data_platform.resources.warehouse import WarehouseResource
 from data_platform.sources.db import make_engine
 from data_platform.streaming import report
 from data_platform.streaming.events import stream_from_env
 
-STREAMING = "streaming"
 WINDOW_SECONDS = 24 * 3600.0
 
 

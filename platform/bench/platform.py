@@ -30,6 +30,17 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from data_platform.catalog import (
+    ASSET_ENTITY,
+    BLOCKING_ASSETS,
+    BLOCKS_IN_RUN,
+    CLEAN,
+    DAILY_ASSETS,
+    RAW,
+    REVIEW_TEXT_FEATURES,
+    SET_ASIDE_TABLES,
+    table,
+)
 from data_platform.ml.features import review_text_features
 from data_platform.quality.cleaning import clean
 from data_platform.quality.health import asset_health
@@ -48,25 +59,9 @@ Metadata = dict[str, float | int]
 Detector = Callable[..., Verdict]
 
 # The daily job's assets that carry an `anomaly` check, in the order a run materializes them
-# (an entity's raw before its clean, features after the clean table they read).
-JUDGED_ASSETS: tuple[str, ...] = (
-    *(f"{e}_{stage}" for e in EVENT_ENTITIES for stage in ("raw", "clean")),
-    "review_text_features",
-)
-ASSET_ENTITY: dict[str, str] = {
-    **{f"{e}_{stage}": e for e in EVENT_ENTITIES for stage in ("raw", "clean")},
-    "review_text_features": "reviews",
-}
-# checks/platform.py CRITICAL_ASSETS: ERROR severity, blocking.
-BLOCKING_ASSETS: tuple[str, ...] = ("orders_clean", "ratings_clean", "reviews_clean")
-# What a failing blocking check stops: in the daily job's own run (no point recorded that day)...
-BLOCKS_IN_RUN: dict[str, tuple[str, ...]] = {"reviews_clean": ("review_text_features",)}
-# ...and every asset that reads a blocking asset (what a blocked day holds up).
-DOWNSTREAM: dict[str, tuple[str, ...]] = {
-    "orders_clean": ("customer_rfm",),
-    "ratings_clean": ("item_features", "recommendations", "user_features"),
-    "reviews_clean": ("product_sentiment", "review_sentiment", "review_text_features"),
-}
+# (an entity's raw before its clean, features after the clean table they read). Which entity
+# each belongs to, which are blocking and what they stop in the run: data_platform.catalog.
+JUDGED_ASSETS: tuple[str, ...] = tuple(a for a in DAILY_ASSETS if a not in SET_ASIDE_TABLES)
 # The detector's cold start (AnomalyConfig.min_history): the first days cannot be judged.
 COLD_START_DAYS = 7
 # Platform targets (issue 12), per asset: false alerts allowed per this many days.
@@ -89,14 +84,14 @@ def day_metadata(
         started = time.perf_counter()
         delivered = fetch("synthetic", entity, day, seed=seed, incidents=incidents)
         raw = align_to_schema(entity, delivered.data)
-        out[f"{entity}_raw"] = asset_health(
+        out[table(entity, RAW)] = asset_health(
             raw, schema, day=day, rejected=len(delivered.rejected),
             source_rows=delivered.source_rows, duration_seconds=time.perf_counter() - started,
         )
         # assets/cleaning.py.
         started = time.perf_counter()
         result = clean(entity, raw)
-        out[f"{entity}_clean"] = asset_health(
+        out[table(entity, CLEAN)] = asset_health(
             result.clean, schema, day=day, quarantined=len(result.quarantine),
             source_rows=len(raw), duration_seconds=time.perf_counter() - started,
         )
@@ -104,7 +99,7 @@ def day_metadata(
             # assets/features.py review_text_features.
             started = time.perf_counter()
             frame = review_text_features(result.clean)
-            out["review_text_features"] = asset_health(
+            out[REVIEW_TEXT_FEATURES] = asset_health(
                 frame, key=("review_id",), day=day,
                 duration_seconds=time.perf_counter() - started,
             )

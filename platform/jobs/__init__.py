@@ -1,5 +1,8 @@
 """Jobs and schedules: the daily partitioned job, dimensions, features, training, full refresh.
 
+Jobs select by the groups of `data_platform.catalog`, the daily job by the catalog's daily
+assets: an asset joins the jobs of its group.
+
 Every job runs on the executor chosen by `DATA_PLATFORM_EXECUTOR` (see `executor_from_env`):
 Dagster's default (one process per step on the run's machine) or dagster-celery workers.
 """
@@ -11,9 +14,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from data_platform.assets.models import MODEL_ASSET_KEYS
-from data_platform.assets.serving import SERVING_ASSET_KEYS
-from data_platform.sources.schemas import DIMENSION_ENTITIES, EVENT_ENTITIES
+from data_platform import catalog
 
 DAILY_JOB = "daily_job"
 DIMENSIONS_JOB = "dimensions_job"
@@ -29,21 +30,9 @@ TRAINING_SCHEDULE = "training_schedule"
 TRAINING_CRON = "0 5 * * 0"
 FEATURES_CRON = "0 4 * * *"
 
-DAILY_FEATURES = ("review_text_features",)
-DOWNSTREAM_ASSETS = ("customer_rfm", "user_features", "item_features")
-
 EXECUTOR_ENV = "DATA_PLATFORM_EXECUTOR"
 CELERY_BROKER_ENV = "DATA_PLATFORM_CELERY_BROKER_URL"
 CELERY_BACKEND_ENV = "DATA_PLATFORM_CELERY_BACKEND_URL"
-
-
-def daily_asset_keys() -> list[str]:
-    keys = [f"{e}_{stage}" for e in EVENT_ENTITIES for stage in ("raw", "rejected", "clean", "quarantine")]
-    return keys + list(DAILY_FEATURES)
-
-
-def dimension_asset_keys() -> list[str]:
-    return [f"{e}_{stage}" for e in DIMENSION_ENTITIES for stage in ("raw", "rejected", "clean", "quarantine")]
 
 
 def executor_from_env(environ: dict[str, str] | None = None) -> dg.ExecutorDefinition | None:
@@ -76,28 +65,26 @@ def executor_from_env(environ: dict[str, str] | None = None) -> dg.ExecutorDefin
 
 
 def build_jobs(
-    downstream_assets: tuple[str, ...] = DOWNSTREAM_ASSETS + MODEL_ASSET_KEYS + SERVING_ASSET_KEYS,
-    *,
-    sensor_checks: Sequence[dg.AssetChecksDefinition] = (),
+    *, sensor_checks: Sequence[dg.AssetChecksDefinition] = ()
 ) -> list[dg.UnresolvedAssetJobDefinition]:
     """The jobs; `sensor_checks` run only when their sensor launches them, never in a job: a
     freshness check judges the clock, and in a run of an older day it would fail on the days
     the run has not reached yet."""
     executor = executor_from_env()
-    # The recommendation cache is refreshed whenever the models are retrained.
-    trained = MODEL_ASSET_KEYS + SERVING_ASSET_KEYS
-    features = [key for key in downstream_assets if key not in trained]
-    models = [key for key in downstream_assets if key in trained]
+    daily = dg.AssetSelection.assets(*catalog.DAILY_ASSETS)
+    # The daily features are in the features group but follow their day's events.
+    features = dg.AssetSelection.groups(*catalog.FEATURE_GROUPS) - daily
+    models = dg.AssetSelection.groups(*catalog.MODEL_GROUPS)
     specs = [
-        (DAILY_JOB, dg.AssetSelection.assets(*daily_asset_keys()),
+        (DAILY_JOB, daily,
          "One day of every event entity: ingestion, cleaning, daily features, with their checks."),
-        (DIMENSIONS_JOB, dg.AssetSelection.assets(*dimension_asset_keys()),
+        (DIMENSIONS_JOB, dg.AssetSelection.groups(*catalog.TABLE_GROUPS) - daily,
          "Customers and products (unpartitioned snapshots) with their checks."),
-        (FEATURES_JOB, dg.AssetSelection.assets(*features),
+        (FEATURES_JOB, features,
          "Features over all stored days (customer RFM, user and item features)."),
-        (TRAINING_JOB, dg.AssetSelection.assets(*models),
+        (TRAINING_JOB, models,
          "Train and evaluate the models (recommender, segmentation, sentiment, experiments)."),
-        (DOWNSTREAM_JOB, dg.AssetSelection.assets(*downstream_assets),
+        (DOWNSTREAM_JOB, features | models,
          "Features over all stored days, then models."),
         (FULL_REFRESH_JOB, dg.AssetSelection.all(),
          "Everything in dependency order: dimensions, the run's daily partition (a backfill "

@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from data_platform import catalog
 from data_platform.bench import platform as platform_bench
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME, plain_metadata
 from data_platform.definitions import build_definitions
@@ -78,14 +79,14 @@ def test_the_daily_job_has_the_checks_the_replay_judges():
     anomaly = [k for k in graph.asset_check_keys if k.name == DEFAULT_CHECK_NAME]
     assert sorted(k.asset_key.to_user_string() for k in anomaly) == sorted(platform_bench.JUDGED_ASSETS)
     blocking = {k.asset_key.to_user_string() for k in anomaly if graph.get_check_spec(k).blocking}
-    assert blocking == set(platform_bench.BLOCKING_ASSETS)
+    assert blocking == set(catalog.BLOCKING_ASSETS)
     for asset in blocking:
         in_run = {c.to_user_string() for c in graph.get(dg.AssetKey(asset)).child_keys}
-        assert in_run == set(platform_bench.BLOCKS_IN_RUN.get(asset, ())), asset
+        assert in_run == set(catalog.BLOCKS_IN_RUN.get(asset, ())), asset
     full = defs.resolve_asset_graph()
     for asset in blocking:
         children = {c.to_user_string() for c in full.get(dg.AssetKey(asset)).child_keys}
-        assert children == set(platform_bench.DOWNSTREAM[asset]), asset
+        assert children == set(catalog.DOWNSTREAM[asset]), asset
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from data_platform import catalog
 from data_platform.bench import platform as platform_bench
 from data_platform.quality.verdict import MetricResult, Verdict
 from data_platform.sources import synthetic
@@ -127,8 +128,8 @@ def test_scores_count_catches_misses_false_alerts_and_blocked_days():
     caught, missed = judged[0], judged[1:]
     clean_day = next(d for d in days[platform_bench.COLD_START_DAYS:]
                      if synthetic.incident_on(d) is None)
-    own = [a for a in ASSETS if platform_bench.ASSET_ENTITY[a] == caught.entity]
-    other = next(a for a in platform_bench.BLOCKING_ASSETS if a not in own and a != "orders_clean")
+    own = [a for a in ASSETS if catalog.ASSET_ENTITY[a] == caught.entity]
+    other = next(a for a in catalog.BLOCKING_ASSETS if a not in own and a != "orders_clean")
     # The incident caught by its entity's assets (and, falsely, by another entity's blocking
     # asset); one clean day alerting on orders_clean (blocking).
     alerts = {(a, caught.day) for a in own} | {(other, caught.day), ("orders_clean", clean_day)}
@@ -136,7 +137,7 @@ def test_scores_count_catches_misses_false_alerts_and_blocked_days():
     scores = platform_bench.score(result)
 
     for asset, s in scores.items():
-        entity = platform_bench.ASSET_ENTITY[asset]
+        entity = catalog.ASSET_ENTITY[asset]
         assert s.incidents == sum(i.entity == entity for i in judged), asset
         assert s.caught == (asset in own), asset
         falsely = {(a, d) for a, d in alerts if a == asset and (a not in own or d != caught.day)}
@@ -154,7 +155,7 @@ def test_scores_count_catches_misses_false_alerts_and_blocked_days():
     off = platform_bench.simulate(0, end, 30, incidents=False, metadata=_metadata(days),
                                   detector=_Recorder(alerts))
     assert sum("blocking check" in b for b in platform_bench.violations(off)) == len(
-        [a for a, _ in alerts if a in platform_bench.BLOCKING_ASSETS]
+        [a for a, _ in alerts if a in catalog.BLOCKING_ASSETS]
     )
 
 
@@ -174,4 +175,4 @@ def test_the_calendar_off_changes_only_incident_days():
     changed = {(d, a) for d in days for a in platform_bench.JUDGED_ASSETS
                if numbers(on)[d][a] != numbers(off)[d][a]}
     assert changed and {d for d, _ in changed} == {incident.day}
-    assert {platform_bench.ASSET_ENTITY[a] for _, a in changed} == {incident.entity}
+    assert {catalog.ASSET_ENTITY[a] for _, a in changed} == {incident.entity}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from data_platform.bench.platform import ASSET_ENTITY
+from data_platform.catalog import ASSET_ENTITY
 from data_platform.cli import last_daily_partition
 from data_platform.sources import synthetic
 

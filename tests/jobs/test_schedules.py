@@ -5,14 +5,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from data_platform.assets.feature_store import FEATURE_STORE_ASSET_KEYS
-from data_platform.assets.models import MODEL_ASSET_KEYS
-from data_platform.assets.serving import SERVING_ASSET_KEYS
+from data_platform import catalog
 from data_platform.definitions import defs
 from data_platform.jobs import (
     DAILY_JOB,
     DAILY_SCHEDULE,
-    DOWNSTREAM_ASSETS,
     DOWNSTREAM_JOB,
     FEATURES_JOB,
     FEATURES_SCHEDULE,
@@ -31,13 +28,13 @@ def asset_keys(job_name: str) -> set[str]:
 
 
 def test_each_job_selects_its_assets():
+    # The exact asset set of every job, from the catalog: tests/test_catalog.py.
     all_assets = {key.to_user_string() for key in REPO.asset_graph.get_all_asset_keys()}
-    assert asset_keys(TRAINING_JOB) == set(MODEL_ASSET_KEYS) | set(SERVING_ASSET_KEYS)
+    assert asset_keys(TRAINING_JOB) == set(catalog.MODEL_OUTPUTS) | set(catalog.SERVING_ASSETS)
     # The feature views (offline history and online materialization) follow their feature tables.
-    assert asset_keys(FEATURES_JOB) == set(DOWNSTREAM_ASSETS) | set(FEATURE_STORE_ASSET_KEYS)
+    assert set(catalog.FEATURE_STORE_ASSETS) < asset_keys(FEATURES_JOB)
     # The demo's last step still builds every feature and model.
-    assert asset_keys(DOWNSTREAM_JOB) == (set(DOWNSTREAM_ASSETS) | set(FEATURE_STORE_ASSET_KEYS)
-                                          | set(MODEL_ASSET_KEYS) | set(SERVING_ASSET_KEYS))
+    assert asset_keys(DOWNSTREAM_JOB) == asset_keys(FEATURES_JOB) | asset_keys(TRAINING_JOB)
     assert asset_keys(FULL_REFRESH_JOB) == all_assets
     assert "orders_clean" in asset_keys(DAILY_JOB) and "recommendations" not in asset_keys(DAILY_JOB)
     assert defs.resolve_job_def(DAILY_JOB).partitions_def is not None

@@ -33,8 +33,9 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from data_platform.catalog import DAILY_ASSETS
 from data_platform.definitions import build_definitions
-from data_platform.jobs import DAILY_JOB, daily_asset_keys
+from data_platform.jobs import DAILY_JOB
 from data_platform.resources.source import SourceResource
 from data_platform.resources.warehouse import TableStore, WarehouseResource
 from data_platform.sources import synthetic
@@ -127,7 +128,7 @@ def test_run_killed_mid_write_leaves_no_partial_partition_and_the_rerun_lands_on
 
     store = TableStore(sqlite_url)
     try:
-        after_kill = {table: partition_or_none(store, table) for table in daily_asset_keys()}
+        after_kill = {table: partition_or_none(store, table) for table in DAILY_ASSETS}
     finally:
         store.dispose()
     assert after_kill[HALT_TABLE] is None, "the killed write must leave nothing"

@@ -22,8 +22,9 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from data_platform.catalog import DAILY_ASSETS
 from data_platform.definitions import build_definitions
-from data_platform.jobs import DAILY_JOB, daily_asset_keys
+from data_platform.jobs import DAILY_JOB
 from data_platform.resources.source import SourceResource
 from data_platform.resources.warehouse import TableStore, WarehouseResource
 from data_platform.sources.db import make_engine
@@ -123,7 +124,7 @@ def test_server_crash_mid_write_loses_nothing_and_the_retried_partition_lands_on
     assert run_daily(WarehouseResource(url=reference_url)).success
     reference = TableStore(reference_url)
     try:
-        expected = {table: read_sorted(reference, table, PARTITION) for table in daily_asset_keys()}
+        expected = {table: read_sorted(reference, table, PARTITION) for table in DAILY_ASSETS}
     finally:
         reference.dispose()
     assert len(expected["orders_raw"]) > 0 and len(expected[CRASH_TABLE]) > 0
