@@ -156,8 +156,10 @@ class AnomalyConfig:
     min_history_seasonal: int = 21
     min_history_multivariate: int = 30
     # Target share of clean runs that alert, for the whole asset (family-wise).
-    # Chosen on the benchmark: 0.003 beat 0.005 on seed 0 and on the held-out seeds 1 and 2.
-    false_alert_rate: float = 0.003
+    # Chosen on the benchmark's development seed 0: 0.003 beat 0.005 (held-out seeds 1 and 2
+    # agreed); 0.002 then kept F1 (0.913 -> 0.912) with 16 % fewer false alerts, and on held-out
+    # seed 10 raised F1 (0.893 -> 0.898) with 18 % fewer (2.60 -> 2.12 per 1,000 clean runs).
+    false_alert_rate: float = 0.002
     # None: 7 for daily data (24 for hourly), tested for significance; 0 disables seasonality.
     period: int | None = None
     # A persistent change: after this many excluded runs showing the same shift, confirmed by
