@@ -237,6 +237,25 @@ def pin_partition_start(instance, first_day=None) -> str | None:
     return start
 
 
+# When the morning jobs run after a day closes (the features schedule, jobs.FEATURES_CRON).
+REPLAY_CLOCK_HOUR = 4
+
+
+def _replay_clock(last: date) -> str | None:
+    """For a window that ends before yesterday, set the platform's clock (feature timestamps,
+    freshness, online snapshots, training cutoffs) to the morning after its last day, as a run
+    of that morning would read it; otherwise, or when the offset is set already, leave it."""
+    from datetime import UTC, datetime
+
+    from data_platform.features.offline import CLOCK_OFFSET_ENV
+
+    if last >= last_daily_partition() or os.environ.get(CLOCK_OFFSET_ENV, "").strip():
+        return None
+    morning = datetime(last.year, last.month, last.day, REPLAY_CLOCK_HOUR, tzinfo=UTC) + timedelta(days=1)
+    os.environ[CLOCK_OFFSET_ENV] = f"{(morning - datetime.now(UTC)).total_seconds():.3f}"
+    return morning.strftime("%Y-%m-%d %H:%M")
+
+
 def last_daily_partition() -> date:
     """The latest complete day, as Dagster's daily partitions count it (UTC)."""
     from datetime import UTC, datetime
@@ -307,6 +326,10 @@ def run_demo(days: int, end: str | None = None) -> int:
     if start is not None:
         print(f"  partitions start {start}, where this instance's data starts "
               f"(DATA_PLATFORM_START_DATE overrides)")
+    clock = _replay_clock(date.fromisoformat(partition_keys[-1]))
+    if clock is not None:
+        print(f"  clock:     {clock} UTC, the morning after the window's last day, for the feature "
+              f"store and the models (DATA_PLATFORM_CLOCK_OFFSET_SECONDS overrides)")
     log = RunLog()
     incidents = injected_incidents(partition_keys)
     started = time.perf_counter()

@@ -14,6 +14,8 @@ created. No row qualifies: the features are null.
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -45,8 +47,32 @@ def naive_utc_stamp(stamp) -> pd.Timestamp:
     return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
+CLOCK_OFFSET_ENV = "DATA_PLATFORM_CLOCK_OFFSET_SECONDS"
+
+
+def clock_offset_seconds() -> float:
+    """Seconds the platform's clock runs ahead of the wall clock (negative: behind); 0 unless
+    DATA_PLATFORM_CLOCK_OFFSET_SECONDS is set. A replay of a past window (`data-platform demo
+    --end`) sets it so that the window's end is "now" for the feature store and the models."""
+    raw = os.environ.get(CLOCK_OFFSET_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        offset = float(raw)
+    except ValueError:
+        raise ValueError(f"{CLOCK_OFFSET_ENV}={raw!r} is not a number of seconds (e.g. -86400 for a day back)") from None
+    if not math.isfinite(offset):
+        raise ValueError(f"{CLOCK_OFFSET_ENV}={raw!r} must be a finite number of seconds")
+    return offset
+
+
 def now_utc() -> pd.Timestamp:
-    return pd.Timestamp(datetime.now(UTC)).tz_localize(None).floor("us")
+    """The platform's clock: feature timestamps, freshness, online snapshots, training cutoffs."""
+    now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+    offset = clock_offset_seconds()
+    if offset:
+        now = now + pd.Timedelta(seconds=offset)
+    return now.floor("us")
 
 
 class OfflineStore:
