@@ -23,14 +23,11 @@ from data_platform.checks import event_store
 from data_platform.checks.anomaly import (
     DEFAULT_CHECK_NAME,
     STATE_KEY,
-    Detector,
-    Point,
-    PointVerdict,
     evaluate_anomaly,
-    explain,
     state_value,
 )
 from data_platform.quality.history import DEFAULT_LOOKBACK
+from data_platform.quality.judging import Detector, Point, PointVerdict, explain
 from data_platform.quality.verdict import MetricResult, Verdict
 
 

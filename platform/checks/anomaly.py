@@ -12,25 +12,24 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from data_platform.checks import event_store
 from data_platform.quality.health import DURATION_SECONDS
-from data_platform.quality.history import (
-    DEFAULT_LOOKBACK,
-    ExpectedEvents,
-    coerce_expected_events,
-    history_frame,
-    numeric_metrics,
-    order_points,
+from data_platform.quality.history import DEFAULT_LOOKBACK, coerce_expected_events
+from data_platform.quality.judging import (
+    Detector,
+    Point,
+    PointVerdict,
+    encode_state,
+    explain,
+    judge_walk_forward,
+    judged_points,
+    snapshot_points,
 )
-from data_platform.quality.plot import plot_metric_png, plot_residuals_png, png_data_uri
-from data_platform.quality.verdict import MetricResult, Verdict
 
 DEFAULT_CHECK_NAME = "anomaly"
 # Run tag: the judged point is a known, legitimate change. The check passes and the point
@@ -42,7 +41,6 @@ EXPECTED_TAG = "data_platform/anomaly_expected"
 # baseline, and read history from it instead of deserializing every stored materialization
 # (the dominant cost at wide assets). Everything else in the metadata is for the user.
 STATE_KEY = "anomaly/state"
-STATE_VERSION = 1
 # The judged partition as the user reads it (the explanation names it too; the alerts use it).
 PARTITION_KEY = "partition"
 # Written before STATE_KEY (releases up to issue 18): still read, so stored verdicts keep counting.
@@ -52,36 +50,6 @@ _LEGACY_PARTITION_KEY = "anomaly/partition"
 _PAGE = 500
 # Safety net for unusual layouts (old partitions backfilled after newer ones): never scan more.
 _MAX_SCAN_FACTOR = 10
-
-Detector = Callable[..., Verdict]
-
-
-@dataclass
-class Point:
-    """One materialization as the checks see it: where it sits and its numeric metadata."""
-
-    storage_id: int
-    timestamp: float
-    run_id: str
-    partition: str | None
-    metadata: dict[str, object]
-    # Dagster's metadata values as stored (schemas, text) for rules that need more than numbers.
-    raw: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> Hashable:
-        return self.partition if self.partition is not None else self.storage_id
-
-
-@dataclass
-class PointVerdict:
-    point: Point
-    verdict: Verdict | None
-    is_anomaly: bool
-    note: str = ""
-    history: pd.DataFrame = field(default_factory=pd.DataFrame)
-    excluded: list[bool] = field(default_factory=list)
-
 
 def build_anomaly_checks(
     assets: Iterable[dg.AssetsDefinition | dg.AssetKey | str | Sequence[str]],
@@ -231,8 +199,8 @@ def evaluate_anomaly(
         past, order = _history_points(instance, asset_key, current, lookback)
         flags = _past_flags(instance, check_key, past)
     marked_expected = run_tags.get(EXPECTED_TAG, "").lower() in {"1", "true", "yes"}
-    judged = _judge_walk_forward(
-        asset_key,
+    judged = judge_walk_forward(
+        asset_key.to_user_string(),
         current,
         past,
         order,
@@ -243,6 +211,7 @@ def evaluate_anomaly(
         config=config,
         lookback=lookback,
         detect=detect,
+        expected_tag=EXPECTED_TAG,
     )
     return _result(judged, severity, metrics)
 
@@ -390,22 +359,7 @@ def _read_verdicts(
 
 def state_value(judged: Sequence[PointVerdict]) -> dg.JsonMetadataValue:
     """The bookkeeping entry (STATE_KEY) for the judged points, in the order judged."""
-    return dg.MetadataValue.json(
-        {
-            "v": STATE_VERSION,
-            "points": [
-                {
-                    "storage_id": j.point.storage_id,
-                    "partition": j.point.partition,
-                    "timestamp": j.point.timestamp,
-                    "run_id": j.point.run_id,
-                    "is_anomaly": j.is_anomaly,
-                    "metadata": j.point.metadata,
-                }
-                for j in judged
-            ],
-        }
-    )
+    return dg.MetadataValue.json(encode_state(judged))
 
 
 def read_state(metadata: Mapping[str, Any]) -> tuple[list[tuple[int, bool]], list[Point]]:
@@ -416,9 +370,9 @@ def read_state(metadata: Mapping[str, Any]) -> tuple[list[tuple[int, bool]], lis
     if isinstance(state, dg.JsonMetadataValue) and isinstance(state.data, dict):
         items = state.data.get("points")
         items = items if isinstance(items, list) else []
-        return _judged_points(items), _snapshot_points(items)
+        return judged_points(items), snapshot_points(items)
     legacy = metadata.get(_LEGACY_POINTS_KEY)
-    judged = _judged_points(legacy.data if isinstance(legacy, dg.JsonMetadataValue) else None)
+    judged = judged_points(legacy.data if isinstance(legacy, dg.JsonMetadataValue) else None)
     snapshot = metadata.get(_LEGACY_SNAPSHOT_KEY)
     items = None
     if isinstance(snapshot, dg.TextMetadataValue):
@@ -426,7 +380,7 @@ def read_state(metadata: Mapping[str, Any]) -> tuple[list[tuple[int, bool]], lis
             items = json.loads(snapshot.text)
         except ValueError:
             items = None
-    return judged, _snapshot_points(items)
+    return judged, snapshot_points(items)
 
 
 def judged_partition(metadata: Mapping[str, Any]) -> str | None:
@@ -437,34 +391,6 @@ def judged_partition(metadata: Mapping[str, Any]) -> str | None:
         if isinstance(text, str) and text:
             return text
     return None
-
-
-def _judged_points(items: Any) -> list[tuple[int, bool]]:
-    if not isinstance(items, list):
-        return []
-    return [
-        (int(item["storage_id"]), bool(item["is_anomaly"]))
-        for item in items
-        if isinstance(item, dict) and "storage_id" in item and "is_anomaly" in item
-    ]
-
-
-def _snapshot_points(items: Any) -> list[Point]:
-    points = []
-    for item in items if isinstance(items, list) else []:
-        try:
-            points.append(
-                Point(
-                    storage_id=int(item["storage_id"]),
-                    timestamp=float(item["timestamp"]),
-                    run_id=str(item.get("run_id", "")),
-                    partition=item.get("partition"),
-                    metadata=dict(item["metadata"]),
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-    return points
 
 
 def _history_points(
@@ -527,63 +453,6 @@ def _past_flags(
     return flags
 
 
-def _judge_walk_forward(
-    asset_key: dg.AssetKey,
-    current: list[Point],
-    past: list[Point],
-    order: list[str] | None,
-    flags: dict[int, bool],
-    calendar: ExpectedEvents,
-    marked_expected: bool,
-    *,
-    metrics: Sequence[str] | None,
-    config: Any,
-    lookback: int,
-    detect: Detector,
-) -> list[PointVerdict]:
-    asset = asset_key.to_user_string()
-    by_id = {p.storage_id: p for p in past}
-    if current[0].partition is not None:
-        current = sorted(current, key=lambda p: order.index(p.partition) if order else p.partition)
-    judged: list[PointVerdict] = []
-    records = [(p.key, p.metadata) for p in past]
-    ids = {p.key: p.storage_id for p in past}
-    for point in current:
-        event = calendar.match(asset, point.key if point.partition else point.timestamp)
-        ordered = order_points(records, before=point.key, lookback=lookback, order=order)
-        kept = [by_id[ids[k]] for k, _ in ordered]
-        excluded = [
-            flags.get(p.storage_id, False)
-            or calendar.match(asset, p.key if p.partition else p.timestamp) is not None
-            for p in kept
-        ]
-        index = None if point.partition is not None else [p.timestamp for p in kept]
-        history = history_frame([(p.key, p.metadata) for p in kept], metrics=metrics, index=index)
-        observed = pd.Series(
-            numeric_metrics(point.metadata, metrics),
-            dtype=float,
-            name=point.partition
-            if point.partition is not None
-            else pd.Timestamp(point.timestamp, unit="s", tz="UTC"),
-        )
-        verdict = detect(history, observed, config, excluded=excluded) if len(observed) else None
-        is_anomaly = bool(verdict is not None and verdict.is_anomaly)
-        note = ""
-        if event is not None:
-            note = f"Expected event{': ' + event.name if event.name else ''} ({event.key}): not alerted, not learned from."
-            is_anomaly = False
-        elif marked_expected and is_anomaly:
-            note = f"Marked as expected by run tag `{EXPECTED_TAG}`: the point joins the baseline."
-            is_anomaly = False
-        judged.append(PointVerdict(point, verdict, is_anomaly, note, history, excluded))
-        # Walk forward: later points of the same run learn from this one unless it is anomalous.
-        by_id[point.storage_id] = point
-        ids[point.key] = point.storage_id
-        records.append((point.key, point.metadata))
-        flags[point.storage_id] = is_anomaly
-    return judged
-
-
 def _result(
     judged: list[PointVerdict], severity: dg.AssetCheckSeverity, metrics: Sequence[str] | None
 ) -> dg.AssetCheckResult:
@@ -615,96 +484,3 @@ def _result(
     return dg.AssetCheckResult(
         passed=not anomalous, severity=severity, metadata=metadata, description=summary[:300]
     )
-
-
-def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> str:
-    """Markdown: the verdict, the metrics that drove it with their ranges, reasons, a chart."""
-    verdict = judged.verdict
-    where = (
-        f"partition `{judged.point.partition}`"
-        if judged.point.partition
-        else "this materialization"
-    )
-    lines: list[str] = []
-    if verdict is None:
-        lines.append(f"**No anomaly**: {where} has no numeric metadata to judge.")
-    elif judged.is_anomaly:
-        names = ", ".join(f"`{m.name}`" for m in verdict.flagged_metrics) or "the metric vector"
-        lines.append(f"**Anomaly** in {where}: {names} outside the expected range.")
-    elif verdict.history_points == 0:
-        lines.append(
-            f"**No anomaly** (learning: 0 of {verdict.min_history} points of history): no history "
-            f"yet for {where}; the check passes while it learns."
-        )
-    elif verdict.learning:
-        lines.append(
-            f"**No anomaly** (learning: {verdict.history_points} of {verdict.min_history} points "
-            f"of history): {where} passes while the baseline fills."
-        )
-    else:
-        lines.append(f"**No anomaly** in {where} ({verdict.history_points} points of history).")
-    if n_judged > 1:
-        lines.append(f"\nThis run judged {n_judged} partitions; {n_anomalous} anomalous.")
-    if judged.note:
-        lines.append(f"\n{judged.note}")
-    if verdict is None:
-        return "\n".join(lines)
-    adapting = [m for m in verdict.metrics.values() if m.method == "new_level" and m.reason]
-    if adapting:
-        lines.append("")
-        lines.extend(f"- {m.reason} (after the alert on the change; not judged meanwhile)" for m in adapting)
-    shown = _metrics_to_show(verdict)
-    if shown:
-        # Here, not at the top: the detector's module pulls in SciPy, which importing the
-        # definitions (every Dagster process does) should not pay for.
-        from data_platform.quality.anomaly import format_range, format_value
-
-        lines.append("\n| metric | observed | expected | range | score | method |")
-        lines.append("| --- | --- | --- | --- | --- | --- |")
-        for m in shown:
-            lines.append(
-                f"| `{m.name}`{' ⚠' if m.flagged else ''} | {format_value(m.observed)} "
-                f"| {format_value(m.expected)} "
-                f"| {format_range(m.lower, m.upper)} | {m.score:+.1f} | {m.method} |"
-            )
-    reasons = list(verdict.reasons) + [
-        m.reason for m in shown if m.reason and m.reason not in verdict.reasons
-    ]
-    if reasons:
-        lines.append("")
-        lines.extend(f"- {r}" for r in reasons[:10])
-    mv = verdict.multivariate
-    if mv is not None and (mv.iforest_flagged or mv.lof_flagged):
-        lines.append(
-            f"\nMultivariate: IsolationForest {'flagged' if mv.iforest_flagged else 'ok'}, "
-            f"LOF {'flagged' if mv.lof_flagged else 'ok'}; top contributors: "
-            + ", ".join(f"`{c}`" for c in mv.top_contributors[:5])
-        )
-    joint = verdict.joint
-    if joint is not None and joint.flagged:
-        lines.append(f"\nJoint ({joint.method.replace('_', ' ')}): {joint.reason}")
-        if joint.residuals:
-            png = plot_residuals_png(joint.residuals, joint.moved, title="residuals this run")
-            lines.append(f"\n![residuals]({png_data_uri(png)})")
-    worst = verdict.worst_metric()
-    if worst is not None and worst.name in judged.history.columns:
-        png = plot_metric_png(
-            judged.history[worst.name].tolist(),
-            observed=worst.observed,
-            expected=worst.expected,
-            lower=worst.lower,
-            upper=worst.upper,
-            flagged=worst.flagged,
-            title=worst.name,
-            excluded=[i for i, e in enumerate(judged.excluded) if e],
-        )
-        lines.append(f"\n![plot]({png_data_uri(png)})")
-    return "\n".join(lines)
-
-
-def _metrics_to_show(verdict: Verdict, limit: int = 8) -> list[MetricResult]:
-    flagged = verdict.flagged_metrics
-    if flagged:
-        return sorted(flagged, key=lambda m: -abs(m.score))[:limit]
-    scored = [m for m in verdict.metrics.values() if m.observed is not None]
-    return sorted(scored, key=lambda m: -abs(m.score))[:3]
