@@ -47,3 +47,21 @@ def test_the_latest_window_and_a_chosen_offset_keep_their_clock(monkeypatch):
     monkeypatch.setenv(CLOCK_OFFSET_ENV, "-3600")
     assert cli._replay_clock(date.today() - timedelta(days=40)) is None
     assert abs((now_utc() - wall()).total_seconds() + 3600) < 5
+
+
+def test_freshness_and_the_latest_values_are_judged_on_the_shifted_clock(offline, monkeypatch):
+    from data_platform.features import Feature, FeatureView
+
+    view = FeatureView(name="spend", entity="customer_id", features=(Feature("amount"),),
+                       ttl=timedelta(days=2), owner="team:ml")
+    event = wall().floor("s") - pd.Timedelta(days=40)
+    offline.write(view, pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [event],
+                                      "created_timestamp": [event], "amount": [5.0]}))
+    monkeypatch.setenv(CLOCK_OFFSET_ENV, "")
+    assert not offline.freshness(view)["fresh"]  # 40 days old today
+    assert offline.latest(view).empty  # past its TTL: nothing to serve
+    # A replay whose clock reads one day after the event: fresh, and its value is the latest.
+    monkeypatch.setenv(CLOCK_OFFSET_ENV, str(-39 * 86400))
+    state = offline.freshness(view)
+    assert state["fresh"] and 0.9 * 86400 < state["age_seconds"] < 1.1 * 86400
+    assert offline.latest(view)["amount"].tolist() == [5.0]
