@@ -75,6 +75,26 @@ def test_copies_of_one_count_repeating_together_are_one_repeat_not_a_stuck_upstr
     assert detect(history, frozen).joint.method == "stuck_upstream"
 
 
+def test_rows_delivered_and_rows_kept_are_one_signal_though_they_differ_some_days():
+    """Orders: the rows delivered and the rows kept differ only on the few days some are set
+    aside; a day with as many orders as yesterday repeats both, which is not a stuck feed."""
+    rng = np.random.default_rng(7)
+    kept = np.round(470 + 60 * rng.normal(0, 1, DAYS.size))
+    set_aside = np.where(rng.random(DAYS.size) < 0.05, rng.integers(1, 6, DAYS.size), 0)
+    set_aside[-3:] = 0
+    history = pd.DataFrame({"dagster/row_count": kept, "source_row_count": kept + set_aside,
+                            "distinct_count/order_id": kept,
+                            "mean/amount": 50 + 0.5 * rng.normal(0, 1, DAYS.size)}, index=DAYS)
+    same_count = history.median().rename(NOW)
+    for name in ("dagster/row_count", "source_row_count", "distinct_count/order_id"):
+        same_count[name] = history[name].iloc[-1]
+    verdict = detect(history, same_count)
+    assert not verdict.is_anomaly, verdict.joint.reason
+    # With the mean frozen as well, two independent signals repeat: that is a stuck feed.
+    same_count["mean/amount"] = history["mean/amount"].iloc[-1]
+    assert detect(history, same_count).joint.method == "stuck_upstream"
+
+
 def test_several_independent_metrics_moving_together_is_a_joint_shift():
     rng = np.random.default_rng(8)
     names = ["null_fraction/email", "mean/amount", "std/amount", "mean/quantity"]
