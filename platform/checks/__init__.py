@@ -2,6 +2,7 @@
 
 from data_platform.checks.anomaly import (
     EXPECTED_TAG,
+    PLOT_KEY,
     STATE_KEY,
     build_anomaly_checks,
     evaluate_anomaly,
@@ -21,6 +22,7 @@ from data_platform.checks.rules import (
 
 __all__ = [
     "EXPECTED_TAG",
+    "PLOT_KEY",
     "STATE_KEY",
     "build_anomaly_checks",
     "build_freshness_checks",

@@ -21,11 +21,15 @@ from data_platform.checks import event_store
 from data_platform.quality.health import DURATION_SECONDS
 from data_platform.quality.history import DEFAULT_LOOKBACK, coerce_expected_events
 from data_platform.quality.judging import (
+    PLOT_KEY,
+    RESIDUALS_PLOT_KEY,
     Detector,
     Point,
     PointVerdict,
+    charts,
     encode_state,
     explain,
+    image_markdown,
     judge_walk_forward,
     judged_points,
     snapshot_points,
@@ -480,6 +484,13 @@ def _result(
         metadata["learning"] = "no"
     text = explain(headline, len(judged), len(anomalous))
     metadata["explanation"] = dg.MetadataValue.md(text)
+    pictures = charts(headline)
+    if pictures.history is not None:
+        metadata[PLOT_KEY] = dg.MetadataValue.md(image_markdown(pictures.history, "plot"))
+    if pictures.residuals is not None:
+        metadata[RESIDUALS_PLOT_KEY] = dg.MetadataValue.md(
+            image_markdown(pictures.residuals, "residuals")
+        )
     summary = text.splitlines()[0].replace("**", "")
     return dg.AssetCheckResult(
         passed=not anomalous, severity=severity, metadata=metadata, description=summary[:300]

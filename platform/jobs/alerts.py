@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 
 from data_platform.checks import event_store
-from data_platform.checks.anomaly import judged_partition
+from data_platform.checks.anomaly import PLOT_KEY, judged_partition
 from data_platform.quality.alerting import (
     Alert,
     CheckState,
@@ -337,6 +337,7 @@ def to_evaluation(execution: event_store.CheckExecution) -> Evaluation | None:
         return None
     metadata = data.metadata or {}
     explanation = _value(metadata.get("explanation"))
+    plot = _value(metadata.get(PLOT_KEY))
     metric = _value(metadata.get("metric"))
     return Evaluation(
         storage_id=position(execution),
@@ -355,6 +356,7 @@ def to_evaluation(execution: event_store.CheckExecution) -> Evaluation | None:
         upper=_number(metadata.get("upper")),
         score=_number(metadata.get("score")),
         explanation=explanation if isinstance(explanation, str) else "",
+        plot=plot if isinstance(plot, str) else "",
     )
 
 

@@ -50,6 +50,9 @@ class Evaluation:
     upper: float | None = None
     score: float | None = None
     explanation: str = ""
+    # The check's chart entry (markdown holding a data-URI PNG), stored apart from the
+    # explanation since the chart got its own metadata key.
+    plot: str = ""
 
     @property
     def check_id(self) -> str:
@@ -57,18 +60,21 @@ class Evaluation:
 
     @property
     def plot_png(self) -> bytes | None:
-        """The history plot embedded in the explanation, if any."""
-        match = _DATA_URI.search(self.explanation)
-        if match is None:
-            return None
-        try:
-            return base64.b64decode("".join(match.group(1).split()), validate=True)
-        except (binascii.Error, ValueError):
-            return None  # a damaged image only costs the attachment, never the alert
+        """The history plot: from the chart entry, else (results stored by releases that kept
+        the chart inside the explanation) the first image embedded in the explanation."""
+        for text in (self.plot, self.explanation):
+            match = _DATA_URI.search(text)
+            if match is not None:
+                try:
+                    return base64.b64decode("".join(match.group(1).split()), validate=True)
+                except (binascii.Error, ValueError):
+                    return None  # a damaged image only costs the attachment, never the alert
+        return None
 
     @property
     def reasons(self) -> str:
-        """The explanation without its embedded image (data URIs are useless in text sinks)."""
+        """The explanation as text: an image embedded by older releases is left out (data URIs
+        are useless in text sinks)."""
         text = _DATA_URI.sub("", self.explanation).strip()
         return text or self.description
 

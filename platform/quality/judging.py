@@ -6,7 +6,9 @@ A point is one materialization as the checks see it (where it sits and its numer
 (`data_platform.quality.anomaly.detect`), leaving past anomalies and calendar events out of the
 baseline. `encode_state` / `judged_points` / `snapshot_points` are the check's bookkeeping (one
 JSON entry per evaluation) that later evaluations read back. `explain` writes the markdown a
-user reads in the check's panel and in alerts, with the chart of the metric that drove it.
+user reads in the check's panel and in alerts; `charts` draws the chart of the metric that
+drove it (and of the joint tests' residuals), which the check stores under its own metadata
+keys (`PLOT_KEY`, `RESIDUALS_PLOT_KEY`) as markdown images (`image_markdown`).
 `data_platform.checks.anomaly` wires these into Dagster (reads the event log, writes results).
 """
 
@@ -28,6 +30,12 @@ from data_platform.quality.plot import plot_metric_png, plot_residuals_png, png_
 from data_platform.quality.verdict import MetricResult, Verdict
 
 STATE_VERSION = 1
+# The charts, each under its own metadata key as a markdown image (a data-URI PNG): the Dagster
+# UI has no image metadata type, and renders markdown images in the entry's dialog. The
+# explanation stays text, so alerts and text sinks need not strip images out of it; results
+# written before these keys carry the chart inside the explanation (the alerts still read it).
+PLOT_KEY = "anomaly/plot"
+RESIDUALS_PLOT_KEY = "anomaly/residuals_plot"
 
 Detector = Callable[..., Verdict]
 
@@ -171,7 +179,8 @@ def snapshot_points(items: Any) -> list[Point]:
 
 
 def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> str:
-    """Markdown: the verdict, the metrics that drove it with their ranges, reasons, a chart."""
+    """Markdown text: the verdict, the metrics that drove it with their ranges, the reasons.
+    No image: the charts are `charts(judged)`."""
     verdict = judged.verdict
     where = (
         f"partition `{judged.point.partition}`"
@@ -236,12 +245,32 @@ def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> st
     joint = verdict.joint
     if joint is not None and joint.flagged:
         lines.append(f"\nJoint ({joint.method.replace('_', ' ')}): {joint.reason}")
-        if joint.residuals:
-            png = plot_residuals_png(joint.residuals, joint.moved, title="residuals this run")
-            lines.append(f"\n![residuals]({png_data_uri(png)})")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Charts:
+    """PNG charts of one verdict (None where there is nothing to draw)."""
+
+    # The worst metric's history with its expected band and the judged point.
+    history: bytes | None = None
+    # This run's forecast residual per metric, when a joint test fired.
+    residuals: bytes | None = None
+
+
+def charts(judged: PointVerdict) -> Charts:
+    """The charts that go with `explain(judged)`."""
+    verdict = judged.verdict
+    if verdict is None:
+        return Charts()
+    residuals = None
+    joint = verdict.joint
+    if joint is not None and joint.flagged and joint.residuals:
+        residuals = plot_residuals_png(joint.residuals, joint.moved, title="residuals this run")
+    history = None
     worst = verdict.worst_metric()
     if worst is not None and worst.name in judged.history.columns:
-        png = plot_metric_png(
+        history = plot_metric_png(
             judged.history[worst.name].tolist(),
             observed=worst.observed,
             expected=worst.expected,
@@ -251,8 +280,12 @@ def explain(judged: PointVerdict, n_judged: int = 1, n_anomalous: int = 0) -> st
             title=worst.name,
             excluded=[i for i, e in enumerate(judged.excluded) if e],
         )
-        lines.append(f"\n![plot]({png_data_uri(png)})")
-    return "\n".join(lines)
+    return Charts(history=history, residuals=residuals)
+
+
+def image_markdown(png: bytes, alt: str = "plot") -> str:
+    """Markdown holding just the image, as a data URI (what the Dagster UI renders)."""
+    return f"![{alt}]({png_data_uri(png)})"
 
 
 def metrics_to_show(verdict: Verdict, limit: int = 8) -> list[MetricResult]:

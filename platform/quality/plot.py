@@ -1,6 +1,7 @@
 """Small PNG charts of one metric's history, its expected band and the judged point.
 
-They are embedded in check descriptions as data URIs, so they stay small (about 15-35 KB):
+They are stored in check results as data URIs (markdown images under their own metadata keys),
+so they stay small (about 15-35 KB):
 wide enough to read in the check panel, low dpi, few colours, no fonts beyond the defaults.
 Pure: matplotlib with the Agg backend only.
 """

@@ -20,10 +20,12 @@ from dagster._core.instance.utils import RUNLESS_RUN_ID
 
 from data_platform.checks import (
     EXPECTED_TAG,
+    PLOT_KEY,
     STATE_KEY,
     build_anomaly_checks,
     evaluate_anomaly,
 )
+from data_platform.quality.alerting import Evaluation
 from data_platform.quality.anomaly import AnomalyConfig, detect
 from data_platform.quality.history import build_history
 from data_platform.quality.verdict import MetricResult, Verdict
@@ -123,8 +125,10 @@ def test_bookkeeping_is_one_json_entry_and_the_rest_reads_as_a_verdict(daily_his
     _, evaluations = daily_history
     for evaluation in (evaluations[DAYS[3]], evaluations[DAYS[14]], evaluations[DAYS[20]]):
         metadata = evaluation.metadata
-        # The UI lists every entry and plots every number: only the verdict's own are there.
-        assert [k for k in metadata if k.startswith("anomaly/")] == [STATE_KEY]
+        # The UI lists every entry and plots every number: only the verdict's own are there,
+        # the bookkeeping in one entry and the chart (markdown, never plotted) in another.
+        assert [k for k in metadata if k.startswith("anomaly/")] in ([STATE_KEY], [STATE_KEY, PLOT_KEY])
+        assert PLOT_KEY not in metadata or isinstance(metadata[PLOT_KEY], dg.MarkdownMetadataValue)
         assert isinstance(metadata[STATE_KEY], dg.JsonMetadataValue)
         assert not any(isinstance(v, dg.TextMetadataValue) and len(v.text) > 200 for v in metadata.values())
         numbers = {k for k, v in metadata.items() if isinstance(v, dg.IntMetadataValue | dg.FloatMetadataValue)}
@@ -180,15 +184,25 @@ def test_cold_start_passes_and_says_it_is_learning(daily_history):
     assert evaluations[DAYS[3]].metadata["learning"].text.startswith("learning: 3 of ")
 
 
-def test_explanation_names_the_metric_and_embeds_a_small_png(daily_history):
+def test_explanation_names_the_metric_and_the_chart_is_its_own_small_png(daily_history):
     _, evaluations = daily_history
     evaluation = evaluations[DAYS[14]]
     text = evaluation.metadata["explanation"].value
-    assert ROW_COUNT in text.split("![plot]")[0]
+    assert ROW_COUNT in text
     assert "5,000" in text or "5000" in text
-    match = re.search(r"!\[plot\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
-    assert match, text[:300]
+    # The chart is its own entry: neither the explanation nor the description carries base64.
+    assert "base64" not in text and "base64" not in (evaluation.description or "")
+    chart = evaluation.metadata[PLOT_KEY]
+    assert isinstance(chart, dg.MarkdownMetadataValue)
+    match = re.fullmatch(r"!\[plot\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", chart.value)
+    assert match, chart.value[:300]
     png = base64.b64decode(match.group(1))
+    # The alerts read it from there.
+    alert_view = Evaluation(
+        storage_id=1, timestamp=0.0, run_id="r", asset_path=("orders_daily",),
+        check_name="anomaly", passed=False, explanation=text, plot=chart.value,
+    )
+    assert alert_view.plot_png == png and alert_view.reasons == text.strip()
     assert png[:4] == b"\x89PNG" and len(png) < 40_000
     width, height = struct.unpack(">II", png[16:24])  # IHDR: legible in the check panel
     assert 640 <= width <= 800 and height >= 240

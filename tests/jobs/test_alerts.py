@@ -19,7 +19,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationPlanned,  # Dagster does not export the planned event: the test writes it
 )
 
-from data_platform.checks import event_store
+from data_platform.checks import PLOT_KEY, event_store
 from data_platform.jobs.alerts import (
     build_check_failure_sensor,
     check_key,
@@ -29,6 +29,9 @@ from data_platform.jobs.alerts import (
 from data_platform.resources.alerts import alert_resources_from_env
 
 FAIL_TAG = "test/fail"
+# Write the anomaly result as releases before the chart's own metadata key did: the chart inside
+# the explanation. Stored check history in that format must still alert with its plot.
+LEGACY_PLOT_TAG = "test/legacy_plot"
 TOKEN = "T000/B000/sekrit-token-4242"
 PASSWORD = "pa55-w0rd-never-shown"
 # A real 1x1 PNG, as the anomaly check embeds its history plot.
@@ -55,9 +58,14 @@ def _failing(context, name: str) -> bool:
 def orders_anomaly(context) -> dg.AssetCheckResult:
     explanation = (
         "**Anomaly** in this materialization: `dagster/row_count` outside the expected range.\n\n"
-        "- row count fell to a third of its usual level\n\n"
-        f"![plot](data:image/png;base64,{base64.b64encode(PNG).decode()})"
+        "- row count fell to a third of its usual level"
     )
+    image = f"![plot](data:image/png;base64,{base64.b64encode(PNG).decode()})"
+    charts: dict[str, dg.MetadataValue] = {}
+    if context.run.tags.get(LEGACY_PLOT_TAG):
+        explanation += f"\n\n{image}"
+    else:
+        charts[PLOT_KEY] = dg.MetadataValue.md(image)
     return dg.AssetCheckResult(
         passed=not _failing(context, "anomaly"),
         severity=dg.AssetCheckSeverity.ERROR,
@@ -70,6 +78,7 @@ def orders_anomaly(context) -> dg.AssetCheckResult:
             "upper": 450.0,
             "score": -9.5,
             "explanation": dg.MetadataValue.md(explanation),
+            **charts,
         },
     )
 
@@ -95,10 +104,11 @@ ASSETS = [orders_clean, customers_clean]
 CHECKS = [orders_anomaly, orders_rules, customers_rules, orders_freshness]
 
 
-def _run(instance: dg.DagsterInstance, *failing: str) -> str:
-    result = dg.materialize(
-        [*ASSETS, *CHECKS], instance=instance, tags={FAIL_TAG: ",".join(failing)}
-    )
+def _run(instance: dg.DagsterInstance, *failing: str, legacy_plot: bool = False) -> str:
+    tags = {FAIL_TAG: ",".join(failing)}
+    if legacy_plot:
+        tags[LEGACY_PLOT_TAG] = "1"
+    result = dg.materialize([*ASSETS, *CHECKS], instance=instance, tags=tags)
     return result.run_id
 
 
@@ -344,7 +354,8 @@ def test_a_failure_on_another_asset_is_its_own_alert_and_reminders_follow_the_in
         assert later["customers_clean"]["severity"] == "INFO"
 
 
-def test_email_with_login_and_inline_plot(monkeypatch, mailbox, capfd):
+@pytest.mark.parametrize("legacy_plot", [False, True], ids=["plot-key", "plot-in-explanation"])
+def test_email_with_login_and_inline_plot(monkeypatch, mailbox, capfd, legacy_plot):
     for key, value in {
         "HOST": "127.0.0.1",
         "PORT": str(mailbox.port),
@@ -357,7 +368,7 @@ def test_email_with_login_and_inline_plot(monkeypatch, mailbox, capfd):
     with dg.instance_for_test() as instance:
         sensor = Sensor(instance, alert_resources_from_env(), sinks=("email",))
         sensor.tick()
-        run_id = _run(instance, "anomaly")
+        run_id = _run(instance, "anomaly", legacy_plot=legacy_plot)
         sensor.tick()
     assert mailbox.logins == [("alerts", PASSWORD)]
     [message] = mailbox.messages
@@ -366,8 +377,9 @@ def test_email_with_login_and_inline_plot(monkeypatch, mailbox, capfd):
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "observed 120, expected 400 [350, 450]" in text
     assert run_id in text
-    assert "data:image" not in text
+    assert "data:image" not in text and "row count fell to a third" in text
     html_body = message.get_body(preferencelist=("html",)).get_content()
+    assert "data:image" not in html_body
     [image] = [p for p in message.walk() if p.get_content_type() == "image/png"]
     assert image.get_payload(decode=True) == PNG
     assert f"cid:{image['Content-ID'].strip('<>')}" in html_body

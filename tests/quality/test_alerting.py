@@ -153,13 +153,29 @@ def test_state_round_trips_through_json():
     assert CheckState.from_json({}) == CheckState()
 
 
-def test_plot_and_reasons_come_from_the_explanation():
+def test_the_plot_comes_from_its_own_entry_and_the_reasons_from_the_explanation():
+    text, image = EXPLANATION.split("\n\n![plot]")
+    e = evaluation(1, "r1", explanation=text, plot="![plot]" + image, description="short")
+    assert e.plot_png == PNG
+    assert e.reasons == text.strip()
+    # The entry wins over an image an older release left in the explanation.
+    other = PNG[:-1] + b"\x00"
+    both = evaluation(
+        1, "r1", explanation=EXPLANATION,
+        plot=f"![plot](data:image/png;base64,{base64.b64encode(other).decode()})",
+    )
+    assert both.plot_png == other
+    assert evaluation(1, "r1", explanation=text).plot_png is None
+
+
+def test_results_stored_with_the_plot_in_the_explanation_still_yield_it():
     e = evaluation(1, "r1", explanation=EXPLANATION, description="short")
     assert e.plot_png == PNG
     assert "data:image" not in e.reasons and "row count fell" in e.reasons
     assert evaluation(1, "r1", description="3 ids duplicated").reasons == "3 ids duplicated"
     damaged = evaluation(1, "r1", explanation="![plot](data:image/png;base64,@@@)")
     assert damaged.plot_png is None
+    assert evaluation(1, "r1", plot="![plot](data:image/png;base64,@@@)").plot_png is None
 
 
 def _alert():

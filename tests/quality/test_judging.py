@@ -3,6 +3,7 @@ codec and the explanation (data_platform.quality.judging)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 
 import numpy as np
@@ -10,10 +11,13 @@ import numpy as np
 from data_platform.quality.anomaly import detect
 from data_platform.quality.history import coerce_expected_events
 from data_platform.quality.judging import (
+    Charts,
     Point,
     PointVerdict,
+    charts,
     encode_state,
     explain,
+    image_markdown,
     judge_walk_forward,
     judged_points,
     snapshot_points,
@@ -72,12 +76,19 @@ def test_the_state_round_trips_and_skips_damaged_items():
     assert judged_points(None) == [] and snapshot_points({"not": "a list"}) == []
 
 
-def test_the_explanation_names_the_metric_its_range_and_carries_the_chart():
+def test_the_explanation_names_the_metric_its_range_and_the_chart_is_apart():
     pts = points()
     [spike] = judge([pts[SPIKE]], pts[:SPIKE], {})
     text = explain(spike)
     assert text.startswith(f"**Anomaly** in partition `{DAYS[SPIKE]}`: `dagster/row_count`")
     assert "| `dagster/row_count` ⚠ | 5,000" in text or "| `dagster/row_count` ⚠ | 5000" in text
-    assert "![plot](data:image/png;base64," in text
+    assert "base64" not in text and "![" not in text
+    pictures = charts(spike)
+    assert pictures.history is not None and pictures.history[:4] == b"\x89PNG"
+    assert pictures.residuals is None  # no joint test fired on a one-metric spike
+    image = image_markdown(pictures.history)
+    assert image.startswith("![plot](data:image/png;base64,") and image.endswith(")")
+    assert base64.b64decode(image[len("![plot](data:image/png;base64,"):-1]) == pictures.history
     quiet = explain(PointVerdict(pts[0], None, False))
     assert "no numeric metadata" in quiet
+    assert charts(PointVerdict(pts[0], None, False)) == Charts()
