@@ -142,12 +142,14 @@ class RunLog:
             if duration is not None:
                 self.compute_seconds += float(duration.value)
             asset = evaluation.asset_key.to_user_string()
+            # A partitioned check names its partition; an unpartitioned one judged the run's.
+            where = evaluation.partition or partition or "-"
             if not evaluation.passed:
-                self.failed_checks.append((partition or "-", asset, evaluation.check_name))
+                self.failed_checks.append((where, asset, evaluation.check_name))
             learning = evaluation.metadata.get("learning")
             learning_text = getattr(learning, "text", "")
             self.evaluations.append((
-                partition or "-", asset, evaluation.check_name, evaluation.passed,
+                where, asset, evaluation.check_name, evaluation.passed,
                 learning_text if learning_text.startswith("learning") else "",
             ))
 

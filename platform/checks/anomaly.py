@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -45,7 +46,9 @@ EXPECTED_TAG = "data_platform/anomaly_expected"
 # baseline, and read history from it instead of deserializing every stored materialization
 # (the dominant cost at wide assets). Everything else in the metadata is for the user.
 STATE_KEY = "anomaly/state"
-# The judged partition as the user reads it (the explanation names it too; the alerts use it).
+# The judged partition as the user reads it (the explanation names it too). A partitioned check's
+# evaluation carries it as its own partition, which the alerts read first; for a check built
+# from a bare key (unpartitioned) and for a run over a range this key is the only record of it.
 PARTITION_KEY = "partition"
 # Written before STATE_KEY (releases up to issue 18): still read, so stored verdicts keep counting.
 _LEGACY_POINTS_KEY = "anomaly/points"
@@ -69,8 +72,11 @@ def build_anomaly_checks(
 ) -> list[dg.AssetChecksDefinition]:
     """One check named `name` (default `anomaly`) per asset key of `assets`.
 
-    metrics: None judges every numeric metadata key (Dagster's own `dagster/` keys only for the
-    row count); else exact keys or glob patterns. config: an `AnomalyConfig` for the detector.
+    assets: asset definitions or specs, or bare keys. The check of a partitioned asset given as
+    its definition or spec is partitioned like it (the UI shows its status per partition); a
+    check built from a bare key is unpartitioned and learns the partitioning from the job it
+    runs in. metrics: None judges every numeric metadata key (Dagster's own `dagster/` keys
+    only for the row count); else exact keys or glob patterns. config: an `AnomalyConfig` for the detector.
     expected_events: calendar of partition keys / dates (list, file path or ExpectedEvents);
     None reads the file named by DATA_PLATFORM_EXPECTED_EVENTS at run time.
     """
@@ -96,12 +102,14 @@ def build_anomaly_checks(
 
 
 def _asset_keys(assets: Iterable[Any]) -> list[tuple[dg.AssetKey, dg.PartitionsDefinition | None]]:
-    if isinstance(assets, dg.AssetsDefinition | dg.AssetKey | str):
+    if isinstance(assets, dg.AssetsDefinition | dg.AssetSpec | dg.AssetKey | str):
         assets = [assets]
     out: list[tuple[dg.AssetKey, dg.PartitionsDefinition | None]] = []
     for item in assets:
         if isinstance(item, dg.AssetsDefinition):
             out.extend((key, item.partitions_def) for key in item.keys)
+        elif isinstance(item, dg.AssetSpec):
+            out.append((item.key, item.partitions_def))
         elif isinstance(item, dg.AssetKey):
             out.append((item, None))
         elif isinstance(item, str):
@@ -121,7 +129,6 @@ def _anomaly_check(
         f"(last {options['lookback']} points, past anomalies excluded)."
     )
 
-    @dg.asset_check(asset=key, name=name, blocking=options["blocking"], description=description)
     def _check(context) -> dg.AssetCheckResult:  # annotation would be a string: Dagster rejects it
         started = time.perf_counter()
         known_def = partitions_def or _partitions_def_from_context(context)
@@ -143,7 +150,17 @@ def _anomaly_check(
             metadata={**result.metadata, DURATION_SECONDS: seconds},
         )
 
-    return _check
+    with warnings.catch_warnings():
+        # Dagster 1.13 flags every check spec with a partitions_def as a preview
+        # (PreviewWarning); partitioned checks are what gives the UI a status per partition.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.asset_check(
+            asset=key,
+            name=name,
+            blocking=options["blocking"],
+            description=description,
+            partitions_def=partitions_def,
+        )(_check)
 
 
 def _partitions_def_from_context(

@@ -22,11 +22,12 @@ def _watched(key: dg.AssetKey) -> bool:
 
 
 def build_platform_checks(assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
-    keys = [key for a in assets for key in a.keys if _watched(key)]
-    by_name = {key.path[-1]: key for key in keys}
+    # Specs, not bare keys: each carries its asset's partitions definition, so the checks of the
+    # daily assets are partitioned like them (the UI shows check status per partition).
+    specs = [spec for a in assets for spec in a.specs if _watched(spec.key)]
+    by_name = {spec.key.path[-1]: spec for spec in specs}
     critical = [by_name[n] for n in BLOCKING_ASSETS if n in by_name]
-    ordinary = [k for k in keys if k not in critical]
-    # Bare keys: each check learns its asset's partitioning from the job it runs in.
+    ordinary = [s for s in specs if s not in critical]
     checks = build_anomaly_checks(ordinary)
     checks += build_anomaly_checks(critical, severity=dg.AssetCheckSeverity.ERROR, blocking=True)
     return checks

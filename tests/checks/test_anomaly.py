@@ -390,12 +390,46 @@ def test_check_without_any_materialization_passes():
 
 
 def test_factory_accepts_keys_strings_and_definitions():
-    checks = build_anomaly_checks([orders_daily, dg.AssetKey(["a", "b"]), "c/d"], name="health")
+    spec = dg.AssetSpec("e", partitions_def=DAILY)
+    checks = build_anomaly_checks(
+        [orders_daily, dg.AssetKey(["a", "b"]), "c/d", spec], name="health"
+    )
     keys = [next(iter(c.check_keys)) for c in checks]
-    assert [k.asset_key.to_user_string() for k in keys] == ["orders_daily", "a/b", "c/d"]
+    assert [k.asset_key.to_user_string() for k in keys] == ["orders_daily", "a/b", "c/d", "e"]
     assert {k.name for k in keys} == {"health"}
+    # A definition or spec of a partitioned asset gives a partitioned check; a bare key does not.
+    partitioning = [c.get_spec_for_check_key(k).partitions_def for c, k in zip(checks, keys, strict=True)]
+    assert partitioning == [DAILY, None, None, DAILY]
     with pytest.raises(ValueError, match="lookback"):
         build_anomaly_checks([orders_daily], lookback=0)
+
+
+def test_partitioned_check_records_its_partition_and_builds_quietly(daily_history):
+    instance, evaluations = daily_history
+    # The daily_history checks were built from the asset definition: partitioned checks.
+    assert [ev.partition for ev in evaluations.values()] == DAYS
+    check_key = next(iter(FLAT_CHECKS[0].check_keys))
+    from data_platform.checks import event_store
+
+    history = event_store.check_history_page(instance, check_key, limit=100)
+    # One execution per run and partition: the evaluation completed the run's plan.
+    assert len(history) == len(DAYS) and all(e.is_evaluated for e in history)
+    assert [e.partition for e in reversed(history)] == DAYS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dg.PreviewWarning)
+        build_anomaly_checks([orders_daily])  # the preview warning is silenced where it arises
+
+
+def test_a_bare_key_check_stays_unpartitioned_and_still_judges_per_partition():
+    bare = build_anomaly_checks([orders_daily.key], config=FLAT)
+    with ephemeral() as instance:
+        for i, day in enumerate(DAYS[:16]):
+            metadata = incident_metadata(i) if i in INCIDENTS else normal_metadata(i)
+            evaluation = materialize_day(instance, day, metadata, bare)
+            # Unpartitioned: the judged partition travels in the metadata only.
+            assert evaluation.partition is None
+            assert evaluation.metadata["partition"].text == day
+            assert evaluation.passed == (i not in INCIDENTS)
 
 
 def test_excluded_incident_does_not_move_the_weekly_expectation():

@@ -5,6 +5,7 @@ in-memory instance. A Dagster release that changes what these reads return fails
 from __future__ import annotations
 
 import ast
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from data_platform.checks import event_store
-from data_platform.jobs.alerts import build_check_failure_sensor, load_cursor
+from data_platform.jobs.alerts import build_check_failure_sensor, load_cursor, to_evaluation
 
 REPO = Path(__file__).resolve().parents[2]
 # The only modules of the Dagster layer allowed to import Dagster's internals (`dagster._...`).
@@ -32,6 +33,14 @@ def sales(context) -> dg.MaterializeResult:
 @dg.asset_check(asset=sales, name="sales_positive")
 def sales_positive(context) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=context.partition_key != "2024-01-02")
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned checks are a preview in 1.13
+
+    @dg.asset_check(asset=sales, name="sales_recorded", partitions_def=daily)
+    def sales_recorded(context) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=context.partition_key != "2024-01-02")
 
 
 @pytest.fixture(params=["sqlite", "kept_open", "postgres", "ephemeral"])
@@ -141,6 +150,34 @@ def test_every_read_on_every_storage(instance):
         after = batch[0].id
     assert walked == [e.id for e in every]
     assert event_store.check_executions_after(instance, CHECK, runless.id) == []
+
+
+def test_a_partitioned_check_is_one_execution_per_run_and_partition(instance):
+    recorded = dg.AssetCheckKey(SALES, "sales_recorded")
+    runs = [
+        dg.materialize([sales, sales_recorded], instance=instance, partition_key=p).run_id
+        for p in ("2024-01-01", "2024-01-02", "2024-01-01")
+    ]
+    history = event_store.check_history_page(instance, recorded, limit=20)
+    # The evaluation completes the run's plan of its partition: nothing is left planned.
+    assert [(e.run_id, e.partition, e.is_evaluated) for e in history] == list(
+        zip(runs[::-1], ["2024-01-01", "2024-01-02", "2024-01-01"], [True] * 3, strict=True)
+    )
+    assert [e.evaluation.partition for e in history] == ["2024-01-01", "2024-01-02", "2024-01-01"]
+    assert [e.evaluation.passed for e in history] == [True, False, True]
+    assert [e.id for e in event_store.check_executions_after(instance, recorded, 0)] == [
+        e.id for e in reversed(history)
+    ]
+    # The alerts read the partition from the execution, with no metadata naming it.
+    assert [to_evaluation(e).partition for e in history] == ["2024-01-01", "2024-01-02", "2024-01-01"]
+    sensor = build_check_failure_sensor(minimum_interval_seconds=1, reminder_interval=timedelta(0))
+    defs = dg.Definitions(assets=[sales], asset_checks=[sales_recorded], sensors=[sensor])
+    context = dg.build_sensor_context(instance=instance, cursor=None, definitions=defs)
+    cursor = sensor(context).cursor
+    dg.materialize([sales, sales_recorded], instance=instance, partition_key="2024-01-02")
+    result = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+    assert result.skip_reason.skip_message.startswith("read 1 evaluations, sent 1 alerts")
+    assert load_cursor(result.cursor)["checks"]["sales:sales_recorded"].failing
 
 
 def test_the_alert_sensor_sees_evaluations_reported_outside_a_run(instance):
