@@ -239,16 +239,56 @@ def _judge_shift(names: list[str], history: np.ndarray, now: np.ndarray, alpha: 
 
 
 def repeat_chance(raw: np.ndarray) -> float:
-    """How likely an ordinary run repeats the previous value exactly: the share of repeats seen,
-    or, when higher, what the metric's resolution allows (a count with a spread of 80 repeats
-    about once in 280 runs; a share of 2,000 rows, much more often; a float, almost never)."""
+    """How likely an ordinary run repeats the previous value exactly: the largest of the share of
+    repeats seen, the chance that two runs of the history take the same value (a mean of a few
+    half-star ratings sits on a coarse lattice however fine its smallest gap), and what the
+    metric's resolution allows (a count with a spread of 80 repeats about once in 280 runs; a
+    share of 2,000 rows, much more often; a float, almost never)."""
     repeats = float(np.mean(raw[1:] == raw[:-1]))
-    distinct = np.unique(raw)
+    distinct, counts = np.unique(raw, return_counts=True)
     spread = robust_scale(raw - np.median(raw))
     if distinct.size < 2 or not spread > 0:
         return 1.0
+    collisions = float(np.sum(counts * (counts - 1.0)) / (raw.size * (raw.size - 1.0)))
     step = float(np.min(np.diff(distinct)))
-    return min(1.0, max(repeats, step / (2.0 * math.sqrt(math.pi) * spread)))
+    return min(1.0, max(repeats, collisions, step / (2.0 * math.sqrt(math.pi) * spread)))
+
+
+# Pseudo-pairs of the independence prior in `joint_repeat_chance`: with few history pairs that
+# share the earlier metrics' values, the estimate leans on the metric's own chance.
+PRIOR_PAIRS = 2.0
+# Pairs of runs closer than this are not read for dependence: a feed that froze before shows as
+# repeats between nearby runs, a dependence (same denominator, same mean) between any two.
+PAIR_MIN_GAP = 7
+
+
+def joint_repeat_chance(raws: list[np.ndarray], chances: list[float]) -> float:
+    """How likely these metrics all repeat at once on an ordinary run, dependence included.
+
+    A chain of conditional chances, read off the history's pairs of runs at least
+    `PAIR_MIN_GAP` runs apart: the chance of the first metric's repeat, times the share of pairs
+    equal on the next metric among the pairs equal on all before it, and so on (shrunk toward
+    the metric's own chance by `PRIOR_PAIRS`, and never below it). A mean rating repeats far more often on a day
+    whose review count repeated (same denominator), and a quarantine share always does when the
+    rows read and kept both did; a product of the separate chances would call such coincidences
+    impossible. `raws`: the metrics' histories on the same runs (no NaN); the commonest
+    repeaters go first, where most pairs inform the next.
+    """
+    order = np.argsort(chances)[::-1]
+    n = raws[0].size
+    gap = np.subtract.outer(np.arange(n), np.arange(n))
+    same = gap >= PAIR_MIN_GAP  # each far pair once
+    chance = float(chances[order[0]])
+    for k, index in enumerate(order):
+        equal = same & np.equal.outer(raws[index], raws[index])
+        if k:
+            before = float(np.count_nonzero(same))
+            both = float(np.count_nonzero(equal))
+            # Only ever up: pairs cannot show a chance far below one in their number, and
+            # equal values are not less likely together than apart.
+            chance *= max(chances[index], (both + PRIOR_PAIRS * chances[index]) / (before + PRIOR_PAIRS))
+        same = equal
+    return chance
 
 
 def _copies(a: Series, b: Series) -> bool:
@@ -267,8 +307,11 @@ def _copies(a: Series, b: Series) -> bool:
 def _judge_stuck(series: list[Series], alpha: float, result: JointResult) -> None:
     """Metrics that repeat the previous run's value now: together less likely than `alpha`,
     over every set of that many metrics that could have frozen. Copies of a metric already
-    counted add no evidence and are not counted."""
-    frozen, chance, eligible, counted = [], 1.0, 0, []
+    counted add no evidence and are not counted; other dependence between the frozen metrics is
+    read off the history (`joint_repeat_chance`)."""
+    frozen: list[Series] = []
+    chances: list[float] = []
+    eligible, counted = 0, []
     for s in series:
         raw = s.raw[s.base & ~np.isnan(s.raw)]
         if raw.size < MIN_RESIDUALS or not math.isfinite(s.raw_current) or np.isnan(s.raw[-1]):
@@ -281,16 +324,19 @@ def _judge_stuck(series: list[Series], alpha: float, result: JointResult) -> Non
         counted.append(s)
         eligible += 1
         if s.raw_current == s.raw[-1]:
-            frozen.append(s.name)
-            chance *= p
+            frozen.append(s)
+            chances.append(p)
     if len(frozen) < 2:
         return
+    rows = np.logical_and.reduce([s.base & ~np.isnan(s.raw) for s in frozen])
+    chance = joint_repeat_chance([s.raw[rows] for s in frozen], chances)
+    names = [s.name for s in frozen]
     sets = math.comb(eligible, len(frozen))
     result.tests["stuck_upstream"] = (float(len(frozen)), chance * sets)
     if chance * sets <= alpha and not result.flagged:
         result.flagged, result.method = True, "stuck_upstream"
         result.score, result.threshold = float(len(frozen)), 2.0
-        result.moved = frozen
+        result.moved = names
         result.reason = (f"{len(frozen)} metrics repeat the previous run's values exactly "
-                         f"({', '.join(frozen)}), together less likely than once in "
+                         f"({', '.join(names)}), together less likely than once in "
                          f"{1 / (chance * sets):,.0f} ordinary runs: the upstream may have stopped refreshing")

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from data_platform.quality import AnomalyConfig, detect
+from data_platform.quality.joint import joint_repeat_chance, repeat_chance
 from data_platform.quality.plot import plot_residuals_png
 
 DAYS = pd.date_range("2026-01-01", periods=90, freq="D")
@@ -115,3 +116,42 @@ def test_unknown_joint_tests_are_refused_and_the_residual_plot_is_a_png():
         AnomalyConfig(joint_tests=("pairs", "magic"))
     png = plot_residuals_png({"a": 2.5, "b": -1.0}, ["a"], title="residuals")
     assert png.startswith(b"\x89PNG") and len(png) > 500
+
+
+def _small_reviews(seed: int, days: int = 150) -> pd.DataFrame:
+    """A day's reviews: about 25, each rated in half stars; the mean lies on a lattice of
+    0.5 / count, so a day with yesterday's count repeats yesterday's mean far more often than
+    the two repeats apart would suggest."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2026-01-01", periods=days, freq="D")
+    stars = np.arange(1.0, 5.5, 0.5)
+    weights = np.array([5, 3, 5, 5, 10, 12, 20, 20, 20]) / 100
+    counts = rng.poisson(25, days).astype(float)
+    means = [float(rng.choice(stars, int(c), p=weights).mean()) for c in counts]
+    return pd.DataFrame({"dagster/row_count": counts, "mean/rating": means}, index=index)
+
+
+def test_a_mean_repeating_with_its_denominator_is_one_coincidence_not_a_stuck_feed():
+    history = _small_reviews(3)
+    same = history.iloc[-1].rename(history.index[-1] + pd.Timedelta(days=1))
+    verdict = detect(history, same)
+    assert not verdict.is_anomaly, verdict.joint.reason
+    # The chain's chance is what the history's far pairs show, several times the product.
+    counts, means = history["dagster/row_count"].to_numpy(), history["mean/rating"].to_numpy()
+    chances = [repeat_chance(counts), repeat_chance(means)]
+    chained = joint_repeat_chance([counts, means], chances)
+    i, j = np.triu_indices(counts.size, 7)
+    shown = np.mean((counts[i] == counts[j]) & (means[i] == means[j]))
+    assert chained >= 0.5 * shown and chained > 3 * chances[0] * chances[1]
+
+
+def test_dependence_only_raises_the_joint_chance_of_a_repeat():
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(40, 200).astype(float)
+    floats = rng.normal(10, 1, 200)
+    chances = [repeat_chance(counts), repeat_chance(floats)]
+    # Independent: no pair of far runs shares the float, yet the chance is not pushed below the
+    # product (the history cannot show chances under one in its number of pairs).
+    assert joint_repeat_chance([counts, floats], chances) == pytest.approx(chances[0] * chances[1])
+    # A deterministic function of the count repeats whenever the count does.
+    assert joint_repeat_chance([counts, counts / 7], chances[:1] * 2) > 0.5 * chances[0]
