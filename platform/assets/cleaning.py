@@ -12,6 +12,7 @@ from data_platform import catalog
 from data_platform.assets.health import health_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
+from data_platform.checks.specs import check_spec
 from data_platform.quality import health
 from data_platform.quality.cleaning import clean
 from data_platform.sources.schemas import SCHEMAS
@@ -26,6 +27,7 @@ def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -
     schema = SCHEMAS[entity]
     clean_name = catalog.table(entity, catalog.CLEAN)
     quarantine_name = catalog.table(entity, catalog.QUARANTINE)
+    partitions = partitions_def if schema.partitioned else None
 
     @dg.multi_asset(
         name=f"clean_{entity}",
@@ -40,13 +42,14 @@ def build_cleaning_asset(entity: str, partitions_def: dg.PartitionsDefinition) -
                 f"Rows of {entity}_raw that failed a cleaning rule, with reason, column and value.",
             ),
         },
-        partitions_def=partitions_def if schema.partitioned else None,
+        partitions_def=partitions,
         retry_policy=WAREHOUSE_RETRY,
+        # Partitioned like the asset: the UI shows each rule's status per partition.
         check_specs=[
-            dg.AssetCheckSpec("rows_reconciled", asset=clean_name),
-            dg.AssetCheckSpec("keys_valid", asset=clean_name),
-            dg.AssetCheckSpec("quarantine_share", asset=clean_name),
-            *([dg.AssetCheckSpec("fresh", asset=clean_name)] if schema.partitioned else []),
+            check_spec("rows_reconciled", clean_name, partitions),
+            check_spec("keys_valid", clean_name, partitions),
+            check_spec("quarantine_share", clean_name, partitions),
+            *([check_spec("fresh", clean_name, partitions)] if schema.partitioned else []),
         ],
     )
     def _clean(context: dg.AssetExecutionContext, raw):

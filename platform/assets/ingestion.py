@@ -14,6 +14,7 @@ from data_platform import catalog
 from data_platform.assets.health import health_metadata, previous_metadata, rule_result, table_out
 from data_platform.assets.partitions import WAREHOUSE_RETRY, partition_day
 from data_platform.checks import rules
+from data_platform.checks.specs import check_spec
 from data_platform.quality import health
 from data_platform.resources.source import SourceResource
 from data_platform.sources.schemas import SCHEMAS, align_to_schema
@@ -26,6 +27,7 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
     schema = SCHEMAS[entity]
     raw_name = catalog.table(entity, catalog.RAW)
     rejected_name = catalog.table(entity, catalog.REJECTED)
+    partitions = partitions_def if schema.partitioned else None
 
     @dg.multi_asset(
         name=f"ingest_{entity}",
@@ -39,12 +41,13 @@ def build_ingestion_asset(entity: str, partitions_def: dg.PartitionsDefinition) 
                 f"Source rows of {entity} that could not be parsed: file, line, column, value, reason, raw text.",
             ),
         },
-        partitions_def=partitions_def if schema.partitioned else None,
+        partitions_def=partitions,
         retry_policy=WAREHOUSE_RETRY,
+        # Partitioned like the asset: the UI shows each rule's status per partition.
         check_specs=[
-            dg.AssetCheckSpec("source_rows_accounted", asset=raw_name),
-            dg.AssetCheckSpec("schema_drift", asset=raw_name),
-            *([dg.AssetCheckSpec("has_rows", asset=raw_name)] if schema.partitioned else []),
+            check_spec("source_rows_accounted", raw_name, partitions),
+            check_spec("schema_drift", raw_name, partitions),
+            *([check_spec("has_rows", raw_name, partitions)] if schema.partitioned else []),
         ],
     )
     def _ingest(context: dg.AssetExecutionContext, source: SourceResource):

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
 from data_platform.checks import event_store
+from data_platform.checks.specs import partitioned_checks
 from data_platform.quality.health import DURATION_SECONDS
 from data_platform.quality.history import DEFAULT_LOOKBACK, coerce_expected_events
 from data_platform.quality.judging import (
@@ -150,10 +150,7 @@ def _anomaly_check(
             metadata={**result.metadata, DURATION_SECONDS: seconds},
         )
 
-    with warnings.catch_warnings():
-        # Dagster 1.13 flags every check spec with a partitions_def as a preview
-        # (PreviewWarning); partitioned checks are what gives the UI a status per partition.
-        warnings.simplefilter("ignore", dg.PreviewWarning)
+    with partitioned_checks():
         return dg.asset_check(
             asset=key,
             name=name,

@@ -20,6 +20,7 @@ import pytest
 from data_platform import catalog
 from data_platform.bench import platform as platform_bench
 from data_platform.checks.anomaly import DEFAULT_CHECK_NAME, plain_metadata
+from data_platform.checks.completeness import COMPLETENESS_CHECK
 from data_platform.definitions import build_definitions
 from data_platform.jobs import DAILY_JOB, DIMENSIONS_JOB
 from data_platform.quality.health import DURATION_SECONDS
@@ -89,6 +90,21 @@ def test_the_daily_job_has_the_checks_the_replay_judges():
         assert children == set(catalog.DOWNSTREAM[asset]), asset
 
 
+def test_the_checks_of_daily_assets_are_partitioned_like_them():
+    defs = build_definitions()
+    graph = defs.resolve_job_def(DAILY_JOB).asset_layer.asset_graph
+    daily = dg.DailyPartitionsDefinition
+    by_check = {k: graph.get_check_spec(k).partitions_def for k in graph.asset_check_keys}
+    # Every check in the daily job but the one that looks across partitions has a status per day:
+    # the anomaly checks and the rules declared inside the ingestion and cleaning steps alike.
+    unpartitioned = sorted({k.name for k, p in by_check.items() if p is None})
+    assert unpartitioned == [COMPLETENESS_CHECK]
+    assert all(isinstance(p, daily) for k, p in by_check.items() if k.name != COMPLETENESS_CHECK)
+    assert {"anomaly", "has_rows", "rows_reconciled", "fresh"} <= {k.name for k in by_check}
+    dimensions = defs.resolve_job_def(DIMENSIONS_JOB).asset_layer.asset_graph
+    assert all(dimensions.get_check_spec(k).partitions_def is None for k in dimensions.asset_check_keys)
+
+
 @pytest.mark.slow
 def test_replay_records_and_judges_like_the_real_job(monkeypatch, tmp_path, platform_instance):
     monkeypatch.delenv("DATA_PLATFORM_START_DATE", raising=False)
@@ -118,6 +134,8 @@ def test_replay_records_and_judges_like_the_real_job(monkeypatch, tmp_path, plat
             if e.materialization.asset_key.to_user_string() in platform_bench.JUDGED_ASSETS
         }
         for evaluation in result.get_asset_check_evaluations():
+            if evaluation.check_name != COMPLETENESS_CHECK:
+                assert evaluation.partition == key, (where, evaluation.check_name)
             if evaluation.check_name != DEFAULT_CHECK_NAME:
                 continue
             meta = evaluation.metadata
