@@ -111,8 +111,12 @@ def judge_joint(series: list[Series], alpha: float, *, pairs: bool = True, shift
     if len(names) >= 2:
         rows = np.all(~np.isnan(matrix), axis=1)
         if rows.sum() >= MIN_RESIDUALS:
-            history = np.clip(matrix[rows], -CLIP, CLIP)
-            now = np.clip(today, -CLIP, CLIP)
+            # Each metric's scale is itself estimated from these few runs: as in the univariate
+            # bands, a residual is read through a Student t of 0.37 (n - 1) degrees of freedom
+            # (a MAD's efficiency) and mapped to the Gaussian value of the same tail chance.
+            df = max(2.0, 0.37 * (int(rows.sum()) - 1))
+            history = np.clip(_gaussian_equivalent(matrix[rows], df), -CLIP, CLIP)
+            now = np.clip(_gaussian_equivalent(today, df), -CLIP, CLIP)
             result.residuals = dict(sorted(zip(names, today.round(2).tolist(), strict=True),
                                            key=lambda kv: -abs(kv[1])))
             if shift:
@@ -120,6 +124,11 @@ def judge_joint(series: list[Series], alpha: float, *, pairs: bool = True, shift
     elif not result.flagged and not result.tests:
         return None
     return result
+
+
+def _gaussian_equivalent(z: np.ndarray, df: float) -> np.ndarray:
+    """The Gaussian value whose tail chance equals a Student t's at `z` (symmetric)."""
+    return np.sign(z) * -special.ndtri(special.stdtr(df, -np.abs(z)))
 
 
 def _one_step(values: np.ndarray) -> tuple[np.ndarray, float] | None:

@@ -155,3 +155,19 @@ def test_dependence_only_raises_the_joint_chance_of_a_repeat():
     assert joint_repeat_chance([counts, floats], chances) == pytest.approx(chances[0] * chances[1])
     # A deterministic function of the count repeats whenever the count does.
     assert joint_repeat_chance([counts, counts / 7], chances[:1] * 2) > 0.5 * chances[0]
+
+
+def test_a_joint_shift_on_few_runs_counts_for_less_than_the_same_shift_on_many():
+    """Each metric's scale comes from the history: over a few dozen runs it is uncertain, and
+    the residuals are read through the same Student t as the univariate bands."""
+    def distance(n: int, sigmas: float) -> tuple[float, float]:
+        rng = np.random.default_rng(1)
+        index = pd.date_range("2026-01-01", periods=n, freq="D")
+        frame = pd.DataFrame(rng.normal(100, 5, (n, 4)), index=index,
+                             columns=[f"mean/c{i}" for i in range(4)])
+        now = pd.Series(100 + sigmas * 5.0, index=frame.columns, name=index[-1] + pd.Timedelta(days=1))
+        return detect(frame, now, AnomalyConfig(joint_tests=("shift",))).joint.tests["joint_shift"]
+
+    few, many = distance(34, 2.2), distance(150, 2.2)
+    assert few[0] < many[0]
+    assert few[0] < few[1] and many[0] > many[1]
