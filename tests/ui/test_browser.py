@@ -4,7 +4,7 @@
 and SQLite warehouse; the last one carries an injected orders incident (unit_price x3) that the
 orders anomaly checks catch after 8 points of history. `data-platform dev` (webserver and daemon)
 then serves that instance, and the browser checks that the asset graph renders, that the failing
-check's page shows its explanation and embedded plot (and no bookkeeping), that daily_job's page
+check's page shows its explanation and its plot (own metadata row; no bookkeeping), that daily_job's page
 lists the demo's runs and the Overview timeline shows them, that the daemon page shows the
 daemons running, and that a run launched with the Materialize button (confirmed as a user would)
 finishes.
@@ -170,12 +170,35 @@ def test_failing_anomaly_check_shows_explanation_and_plot(ui, browser):
     )
     assert summary in dialog
     assert "unit_price" in dialog and "far above the expected" in dialog
+    assert "data:image/png" not in dialog  # the chart has its own row, the explanation is text
+    # The history plot is its own Markdown row (anomaly/plot): close the explanation, open it.
+    closed = browser.evaluate(
+        "(() => { const b = [...document.querySelectorAll('[role=dialog] button')]"
+        ".find(b => b.innerText.trim() === 'Close' || b.getAttribute('aria-label') === 'Close');"
+        " if (b) b.click(); return Boolean(b); })()"
+    )
+    if not closed:  # as a user would: Escape closes a Blueprint dialog
+        for kind in ("keyDown", "keyUp"):
+            browser.call("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape",
+                         windowsVirtualKeyCode=27)
+    browser.wait_for("document.querySelector('[role=dialog]') === null", what="the explanation dialog to close")
+    clicked = browser.evaluate(
+        """(() => {
+            const row = [...document.querySelectorAll('tr')]
+                .find(tr => tr.innerText.trim().startsWith('anomaly/plot'));
+            const link = row && [...row.querySelectorAll('a')]
+                .find(a => a.innerText.includes('Show Markdown'));
+            if (link) link.click();
+            return Boolean(link);
+        })()"""
+    )
+    assert clicked, "no [Show Markdown] link on the anomaly/plot row"
     # The embedded history plot: a PNG data URI that the browser decoded.
     plot = browser.wait_for(
         "(() => { const i = [...document.querySelectorAll('[role=dialog] img')]"
         ".find(i => i.src.startsWith('data:image/png;base64,'));"
         " return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()",
-        what="the plot image in the explanation",
+        what="the plot image under anomaly/plot",
     )
     assert plot[0] > 100 and plot[1] > 50
     time.sleep(1)  # the dialog fades in: a screenshot taken at once shows the page through it
