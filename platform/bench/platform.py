@@ -11,8 +11,8 @@ it in the same run: they record no point that day.
 
 `score` counts per asset: incidents of the asset's entity caught on their day, missed ones, false
 alerts (failing verdicts on any other day, including incident days of other entities) and
-blocked days (a blocking check failed). `violations` states the platform targets (issue 12)
-that a window misses. tests/checks/test_platform_consistency.py runs the real job on a short
+blocked days (a blocking check failed at the blocking bar). `violations` states the platform
+targets (issue 12) that a window misses. tests/checks/test_platform_consistency.py runs the real job on a short
 window and asserts that these verdicts are the real checks' verdicts.
 
 `duration_seconds` (the asset body's wall time, a metric the checks judge) is measured here
@@ -143,6 +143,13 @@ class AssetDay:
     history_points: int = 0
 
     @property
+    def blocks(self) -> bool:
+        """A failing verdict of a blocking asset's check that stops what is downstream of it
+        (an anomaly below the blocking bar alerts without stopping anything)."""
+        return (self.is_anomaly and self.asset in BLOCKING_ASSETS
+                and not (self.verdict is not None and self.verdict.below_blocking_bar))
+
+    @property
     def flagged_metrics(self) -> list[str]:
         if self.verdict is None:
             return []
@@ -243,7 +250,7 @@ def judge(
                                 history_points=verdict.history_points if verdict else 0))
             records[asset].append((key, point))
             flags[asset][key] = is_anomaly
-            if is_anomaly and asset in BLOCKING_ASSETS:
+            if out[-1].blocks:
                 stopped.update(BLOCKS_IN_RUN.get(asset, ()))
     return out
 
@@ -338,7 +345,7 @@ def score(result: WindowResult) -> dict[str, AssetScore]:
             s.caught += v.is_anomaly
         elif v.is_anomaly:
             s.false_alerts += 1
-        if v.is_anomaly and s.blocking:
+        if v.blocks:
             s.blocked_days += 1
             s.unjustified_blocked_days += not own
     return scores
@@ -400,7 +407,7 @@ def violations(result: WindowResult) -> list[str]:
                        f"(at most {allowed} in {len(result.days)} days): {listed}")
     if not result.incidents_on:
         for v in result.verdicts:
-            if v.is_anomaly and v.asset in BLOCKING_ASSETS:
+            if v.blocks:
                 out.append(f"{result.label}: blocking check of {v.asset} failed on {v.day} "
                            f"with no incident: {v.reason}")
     return out
@@ -477,7 +484,7 @@ def render_totals(results: Sequence[WindowResult]) -> list[str]:
         caught = len(judged) - len(misses(result))
         worst = max(scores, key=lambda s: s.false_alerts)
         blocked = {v.day for v in result.verdicts
-                   if v.is_anomaly and v.asset in BLOCKING_ASSETS
+                   if v.blocks
                    and (result.incident_on(v.day) is None
                         or result.incident_on(v.day).entity != ASSET_ENTITY[v.asset])}
         broken = violations(result)
@@ -505,7 +512,8 @@ def render_findings(results: Sequence[WindowResult]) -> str:
         for v in false_alerts(result):
             incident = result.incident_on(v.day)
             other = f" (incident that day on {incident.entity})" if incident else ""
-            blocking = " [BLOCKING]" if v.asset in BLOCKING_ASSETS else ""
+            blocking = (" [BLOCKING]" if v.blocks else
+                        " [below the blocking bar: warned]" if v.asset in BLOCKING_ASSETS else "")
             lines.append(f"- FALSE ALERT {result.label}: {v.day} {v.asset}{blocking}{other} "
                          f"({v.history_points} points): {v.reason}")
     return "\n".join(lines) if lines else "No misses and no false alerts."

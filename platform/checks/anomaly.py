@@ -22,6 +22,7 @@ from data_platform.checks.specs import partitioned_checks
 from data_platform.quality.health import DURATION_SECONDS
 from data_platform.quality.history import DEFAULT_LOOKBACK, coerce_expected_events
 from data_platform.quality.judging import (
+    BELOW_BLOCKING_BAR,
     PLOT_KEY,
     RESIDUALS_PLOT_KEY,
     Detector,
@@ -505,6 +506,14 @@ def _result(
         metadata[RESIDUALS_PLOT_KEY] = dg.MetadataValue.md(
             image_markdown(pictures.residuals, "residuals")
         )
+    if anomalous and severity == dg.AssetCheckSeverity.ERROR and all(
+        j.verdict is not None and j.verdict.below_blocking_bar for j in anomalous
+    ):
+        # Alerted at the ordinary budget, not confirmed at the blocking one: a WARN failure,
+        # which Dagster does not block on.
+        severity = dg.AssetCheckSeverity.WARN
+        text += f"\n\n{BELOW_BLOCKING_BAR}"
+        metadata["explanation"] = dg.MetadataValue.md(text)
     summary = text.splitlines()[0].replace("**", "")
     return dg.AssetCheckResult(
         passed=not anomalous, severity=severity, metadata=metadata, description=summary[:300]

@@ -198,6 +198,12 @@ class AnomalyConfig:
     joint_tests: tuple[str, ...] = ("pairs", "shift", "stuck")
     # Their own per-run false-alert budget, beside the univariate family's.
     joint_false_alert_rate: float = 0.0005
+    # A blocking check stops everything downstream of its asset for the day, so it blocks only
+    # on verdicts that also hold at this share of both budgets (ten times rarer on ordinary
+    # runs); an anomaly between the two bars alerts (WARN) without blocking. A default of
+    # principle (a stopped pipeline costs more than a warning), not fitted. 1.0: every alert
+    # blocks.
+    blocking_budget_share: float = 0.1
     random_state: int = 0
 
     def __post_init__(self) -> None:
@@ -210,6 +216,8 @@ class AnomalyConfig:
             raise ValueError(f"joint_tests are pairs/shift/stuck, not {sorted(unknown)}")
         if not 0 < self.false_alert_rate < 1:
             raise ValueError(f"false_alert_rate must be in (0, 1), not {self.false_alert_rate}")
+        if not 0 < self.blocking_budget_share <= 1:
+            raise ValueError(f"blocking_budget_share must be in (0, 1], not {self.blocking_budget_share}")
         if self.min_history < 3:
             raise ValueError(f"min_history must be at least 3, not {self.min_history}")
         if self.adaptation < 3:
@@ -965,7 +973,7 @@ def detect(
         )
     if learning:
         reasons.append(f"learning: {history_points} of {cfg.min_history} points")
-    return Verdict(
+    verdict = Verdict(
         is_anomaly=is_anomaly,
         metrics=results,
         multivariate=multivariate,
@@ -975,6 +983,14 @@ def detect(
         history_points=history_points,
         min_history=cfg.min_history,
     )
+    if is_anomaly and cfg.blocking_budget_share < 1:
+        # Rare (anomalous runs only): the same judgement at the blocking budget.
+        strict = replace(cfg, false_alert_rate=cfg.false_alert_rate * cfg.blocking_budget_share,
+                         joint_false_alert_rate=cfg.joint_false_alert_rate * cfg.blocking_budget_share,
+                         blocking_budget_share=1.0)
+        verdict.below_blocking_bar = not detect(history, current, strict, excluded=excluded,
+                                                period=period).is_anomaly
+    return verdict
 
 
 _JOINT_KINDS = (kinds.Kind.COUNT, kinds.Kind.CONTINUOUS, kinds.Kind.FRACTION)

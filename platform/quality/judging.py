@@ -36,6 +36,13 @@ STATE_VERSION = 1
 # written before these keys carry the chart inside the explanation (the alerts still read it).
 PLOT_KEY = "anomaly/plot"
 RESIDUALS_PLOT_KEY = "anomaly/residuals_plot"
+# Said by a blocking check whose anomaly the stricter blocking budget does not confirm
+# (AnomalyConfig.blocking_budget_share): it fails as WARN, which blocks nothing.
+BELOW_BLOCKING_BAR = (
+    "Below the blocking bar: the stricter budget a blocking check stops on "
+    "(`blocking_budget_share`) does not confirm this anomaly, so it is alerted as WARN and "
+    "nothing downstream was stopped."
+)
 
 Detector = Callable[..., Verdict]
 

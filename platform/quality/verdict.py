@@ -65,6 +65,9 @@ class Verdict:
     learning: bool = False
     history_points: int = 0
     min_history: int = 0
+    # An anomaly at the ordinary budget that the stricter blocking budget does not confirm
+    # (AnomalyConfig.blocking_budget_share): a blocking check alerts on it without blocking.
+    below_blocking_bar: bool = False
 
     @property
     def flagged_metrics(self) -> list[MetricResult]:

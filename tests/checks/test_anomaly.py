@@ -383,6 +383,46 @@ def test_blocking_error_check_stops_the_downstream_asset():
         assert latest_storage_id(instance, events_summary.key) == first
 
 
+def marginal_detector(history, current, config=None, **kwargs) -> Verdict:
+    """Zero rows: an anomaly past both bars; one row: an anomaly below the blocking bar."""
+    verdict = zero_rows_detector(history, current, config)
+    observed = float(current[ROW_COUNT])
+    if observed == 1:
+        metric = MetricResult(ROW_COUNT, observed, 100.0, 1.0, 1e9, -4.0, True, "few")
+        verdict = Verdict(True, {ROW_COUNT: metric}, history_points=len(history),
+                          below_blocking_bar=True)
+    return verdict
+
+
+def test_a_blocking_check_warns_without_blocking_below_the_blocking_bar():
+    checks = build_anomaly_checks(
+        [events_raw], severity=dg.AssetCheckSeverity.ERROR, blocking=True,
+        detector=marginal_detector,
+    )
+    with ephemeral() as instance:
+        UPSTREAM_ROWS.append(100)
+        assert dg.materialize([events_raw, events_summary, *checks], instance=instance).success
+        before = latest_storage_id(instance, events_summary.key)
+
+        UPSTREAM_ROWS.append(1)
+        marginal = dg.materialize([events_raw, events_summary, *checks], instance=instance)
+        (evaluation,) = marginal.get_asset_check_evaluations()
+        # Failed and alerted, but as WARN: the downstream asset still ran.
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert "Below the blocking bar" in evaluation.metadata["explanation"].value
+        assert latest_storage_id(instance, events_summary.key) != before
+
+        UPSTREAM_ROWS.append(0)
+        stopped = latest_storage_id(instance, events_summary.key)
+        bad = dg.materialize(
+            [events_raw, events_summary, *checks], instance=instance, raise_on_error=False
+        )
+        (evaluation,) = bad.get_asset_check_evaluations()
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        assert "blocking bar" not in evaluation.metadata["explanation"].value
+        assert latest_storage_id(instance, events_summary.key) == stopped
+
+
 def test_check_without_any_materialization_passes():
     with ephemeral() as instance:
         result = evaluate_anomaly(instance, "never_materialized")

@@ -389,3 +389,19 @@ def test_the_reason_quotes_the_range_the_table_shows_after_clipping():
     m = verdict.metrics["mean/discount"]
     assert m.flagged and m.lower == 0.0
     assert f"normal range {format_range(m.lower, m.upper)}" in m.reason
+
+
+def test_a_blocking_check_blocks_only_on_what_the_stricter_budget_confirms():
+    history = daily({"row_count": noisy(120, seed=3)})
+    verdicts = {x: detect(history, pd.Series({"row_count": float(x)})) for x in range(1040, 1400, 4)}
+    anomalous = [x for x, v in verdicts.items() if v.is_anomaly]
+    warned = [x for x in anomalous if verdicts[x].below_blocking_bar]
+    blocking = [x for x in anomalous if not verdicts[x].below_blocking_bar]
+    # Between the two bars: an alert that does not block; far past both: a blocking failure.
+    assert warned and blocking and max(warned) < min(blocking)
+    assert not any(v.below_blocking_bar for v in verdicts.values() if not v.is_anomaly)
+    # Every alert blocks when the share is 1; a share outside (0, 1] is refused.
+    every = AnomalyConfig(blocking_budget_share=1.0)
+    assert not detect(history, pd.Series({"row_count": float(warned[0])}), every).below_blocking_bar
+    with pytest.raises(ValueError, match="blocking_budget_share"):
+        AnomalyConfig(blocking_budget_share=0.0)
