@@ -318,13 +318,18 @@ def _judge_stuck(series: list[Series], alpha: float, result: JointResult) -> Non
     over every set of that many metrics that could have frozen. Copies of a metric already
     counted add no evidence and are not counted; other dependence between the frozen metrics is
     read off the history (`joint_repeat_chance`)."""
+    usable = [s for s in series
+              if math.isfinite(s.raw_current) and not np.isnan(s.raw[-1])
+              and np.count_nonzero(s.base & ~np.isnan(s.raw)) >= MIN_RESIDUALS]
+    if sum(s.raw_current == s.raw[-1] for s in usable) < 2:
+        # Fewer than two repeats: nothing below can flag (it only sets metrics aside), and
+        # the chances and copies cost O(metrics²) on every run.
+        return
     frozen: list[Series] = []
     chances: list[float] = []
     eligible, counted = 0, []
-    for s in series:
+    for s in usable:
         raw = s.raw[s.base & ~np.isnan(s.raw)]
-        if raw.size < MIN_RESIDUALS or not math.isfinite(s.raw_current) or np.isnan(s.raw[-1]):
-            continue
         p = repeat_chance(raw)
         if p > REPEAT_SHARE_MAX:
             continue

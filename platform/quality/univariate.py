@@ -55,16 +55,17 @@ def robust_scale(values: np.ndarray) -> float:
     """
     if values.size == 0:
         return 0.0
-    dev = np.abs(values - np.median(values))
-    mad = float(np.median(dev)) * MAD_TO_SIGMA
-    tail = float(np.quantile(dev, 0.9)) / 1.645
+    q25, centre, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+    dev = np.abs(values - centre)
+    half, ninety = np.quantile(dev, [0.5, 0.9])
+    mad = float(half) * MAD_TO_SIGMA
+    tail = float(ninety) / 1.645
     if mad > 0:
         # The MAD measures the half of the points nearest the median: when most of them
         # cluster (a skewed metric such as a mean revenue with occasional big spenders, a lucky
         # week), it can be a fifth of the real spread. The interquartile range looks at each
         # side separately, the 90th percentile of deviations at the tail; both still ignore a
         # tenth of outliers, and past incidents are excluded before this is computed.
-        q75, q25 = np.quantile(values, [0.75, 0.25])
         return max(mad, float(q75 - q25) / IQR_TO_SIGMA, tail)
     return tail
 
