@@ -300,6 +300,64 @@ def joint_repeat_chance(raws: list[np.ndarray], chances: list[float]) -> float:
     return chance
 
 
+ROW_COUNT_NAMES = ("dagster/row_count", "row_count")
+
+
+def _column(name: str, prefix: str) -> str | None:
+    return name[len(prefix):] if name.startswith(prefix) else None
+
+
+def mean_repeat_chance(mean: Series, count: Series, nulls: Series | None) -> float:
+    """How likely a column's mean repeats when the row count did: the chance that its sum does.
+
+    With the same count, the mean repeats exactly when the sum of the column repeats. A sum of
+    n half-star ratings lies on a lattice of 0.5 and spreads about sqrt(n) times a rating's
+    spread: two such sums are equal about once in 75 runs at n = 110, while the gaps between a
+    mean's distinct values over days of different counts are tiny and call the same repeat
+    near impossible. The lattice is read off the history's sums (mean x non-null rows); a
+    column whose sums show no lattice (prices, amounts) gets 0: no change. Our metadata keys
+    only (`mean/<col>`, the row count, `null_fraction/<col>`)."""
+    rows = mean.base & count.base & ~np.isnan(mean.raw) & ~np.isnan(count.raw)
+    share = np.zeros(mean.raw.size)
+    if nulls is not None:
+        rows &= nulls.base & ~np.isnan(nulls.raw)
+        share = np.nan_to_num(nulls.raw)
+    if np.count_nonzero(rows) < MIN_RESIDUALS:
+        return 0.0
+    n = np.round(count.raw[rows] * (1.0 - share[rows]))
+    sums = np.round(mean.raw[rows] * n, 6)
+    distinct = np.unique(sums[n > 0])
+    if distinct.size < 2:
+        return 0.0
+    step = float(np.min(np.diff(distinct)))
+    # The lattice must explain the sums: each a whole number of steps (to rounding).
+    if step <= 0 or np.max(np.abs(distinct / step - np.round(distinct / step))) > 1e-3:
+        return 0.0
+    today = float(np.round(count.raw_current * (1.0 - (np.nan_to_num(nulls.raw_current) if nulls else 0.0))))
+    if today <= 0:
+        return 0.0
+    # A value's spread: the day-to-day spread of the mean times the square root of the rows.
+    sigma = robust_scale(mean.raw[rows] - np.median(mean.raw[rows])) * math.sqrt(float(np.median(n)))
+    if not sigma > 0:
+        return 0.0
+    return min(1.0, step / (2.0 * math.sqrt(math.pi) * math.sqrt(today) * sigma))
+
+
+def _given_count(frozen: list[Series], chances: list[float], series: list[Series]) -> list[float]:
+    """Each frozen `mean/<col>` whose row count is frozen too: at least its sum's chance."""
+    by_name = {s.name: s for s in series}
+    count = next((s for s in frozen if s.name in ROW_COUNT_NAMES), None)
+    if count is None:
+        return chances
+    out = list(chances)
+    for k, s in enumerate(frozen):
+        column = _column(s.name, "mean/")
+        if column is not None:
+            nulls = by_name.get(f"null_fraction/{column}")
+            out[k] = max(out[k], mean_repeat_chance(s, count, nulls))
+    return out
+
+
 def _copies(a: Series, b: Series) -> bool:
     """True when two metrics moved by the same amounts on nearly every run both have (a table's
     row count and its count of distinct ids when every row has its own id; the rows delivered
@@ -342,6 +400,7 @@ def _judge_stuck(series: list[Series], alpha: float, result: JointResult) -> Non
             chances.append(p)
     if len(frozen) < 2:
         return
+    chances = _given_count(frozen, chances, series)
     rows = np.logical_and.reduce([s.base & ~np.isnan(s.raw) for s in frozen])
     chance = joint_repeat_chance([s.raw[rows] for s in frozen], chances)
     names = [s.name for s in frozen]

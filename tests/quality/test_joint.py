@@ -171,3 +171,66 @@ def test_a_joint_shift_on_few_runs_counts_for_less_than_the_same_shift_on_many()
     few, many = distance(34, 2.2), distance(150, 2.2)
     assert few[0] < many[0]
     assert few[0] < few[1] and many[0] > many[1]
+
+
+def _reviews(seed: int, days: int = 110, size: float = 110.0) -> pd.DataFrame:
+    """About `size` half-star reviews a day (weekly profile, growing): count, mean and std of
+    the rating."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2026-01-01", periods=days, freq="D")
+    weekly = np.array([1.15, 1.1, 1.0, 1.0, 0.95, 0.8, 0.85])[index.dayofweek]
+    counts = rng.poisson(size * weekly * np.linspace(0.9, 1.1, days))
+    samples = [rng.choice(STARS, int(c), p=STAR_WEIGHTS) for c in counts]
+    return pd.DataFrame({"dagster/row_count": counts.astype(float),
+                         "mean/rating": [float(s.mean()) for s in samples],
+                         "std/rating": [float(s.std()) for s in samples]}, index=index)
+
+
+STARS = np.arange(1.0, 5.5, 0.5)
+STAR_WEIGHTS = np.array([5, 3, 5, 5, 10, 12, 20, 20, 20]) / 100
+
+
+def _same_sum_chance(n: int) -> float:
+    """The exact chance that two days of n ratings have the same sum (so, with the same count,
+    the same mean): the sum of squares of the sum's distribution on the half-star lattice."""
+    dist = np.array([1.0])
+    for _ in range(n):
+        dist = np.convolve(dist, STAR_WEIGHTS)
+    return float(np.sum(dist ** 2))
+
+
+@pytest.mark.parametrize("seed", range(21, 26))
+def test_a_mean_of_many_ratings_repeating_with_its_count_is_read_as_a_repeated_sum(seed):
+    """Seed 11's platform replay: 110 reviews and their mean rating repeated yesterday's, called a
+    1-in-42,188 coincidence; with the same count, the mean repeats whenever the sum does."""
+    from data_platform.quality.joint import Series, mean_repeat_chance
+
+    history = _reviews(seed)
+    yesterday = history.iloc[-1]
+    n = int(yesterday["dagster/row_count"])
+
+    def series(name):
+        raw = history[name].to_numpy()
+        return Series(name, raw, np.ones(raw.size, bool), float(yesterday[name]), raw, float(yesterday[name]))
+
+    estimated = mean_repeat_chance(series("mean/rating"), series("dagster/row_count"), None)
+    exact = _same_sum_chance(n)
+    assert 0.5 * exact < estimated < 2 * exact
+    # Count and mean repeat, the std does not (other ratings, same sum): a coincidence about as
+    # rare as the count's repeat times the sum's, over the 3 pairs of metrics that could have
+    # repeated: near the false-alert budget, so at most a warning, never a blocking failure.
+    same = yesterday.copy().rename(history.index[-1] + pd.Timedelta(days=1))
+    same["std/rating"] = history["std/rating"].median()
+    verdict = detect(history, same)
+    _, chance_of_sets = verdict.joint.tests["stuck_upstream"]
+    count_chance = repeat_chance(history["dagster/row_count"].to_numpy())
+    assert chance_of_sets >= 0.5 * 3 * count_chance * exact
+    assert not verdict.is_anomaly or verdict.below_blocking_bar
+    # Everything repeating is still a stuck feed.
+    frozen = yesterday.copy().rename(same.name)
+    assert detect(history, frozen).joint.method == "stuck_upstream"
+    # Means of continuous values (amounts) show no lattice: their own chance stands.
+    amounts = history.assign(**{"mean/rating": history["mean/rating"] + np.random.default_rng(seed).normal(0, 1e-3, len(history))})
+    raw = amounts["mean/rating"].to_numpy()
+    floaty = Series("mean/rating", raw, np.ones(raw.size, bool), raw[-1], raw, raw[-1])
+    assert mean_repeat_chance(floaty, series("dagster/row_count"), None) == 0.0
