@@ -11,6 +11,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files holding end-to-end (`slow`) tests first, each file's tests kept together and in
+    order: with `-n 2 --dist loadfile` the long files start at once instead of leaving one
+    worker alone on them at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def _service_url(variable: str, service: str) -> str:
     """The URL of a local service for tests; skips with the reason when it is not configured."""
     url = os.environ.get(variable)

@@ -121,6 +121,7 @@ def test_rejects_an_end_outside_the_partitions(tmp_path):
     assert proc.returncode == 2 and "--end 1999-01-01 is not a daily partition" in proc.stdout
 
 
+@pytest.mark.slow
 def test_dev_serves_the_demo_history_and_runs_what_the_ui_launches(demo_home, demo_runs, procs, tmp_path,
                                                                     monkeypatch):
     root, env, _ = demo_home

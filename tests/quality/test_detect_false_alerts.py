@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from data_platform.quality.anomaly import detect
 
@@ -30,6 +31,7 @@ def clean_asset(rng: np.random.Generator, n: int) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 def test_family_wise_false_alert_rate_on_clean_runs():
     rng = np.random.default_rng(42)
     runs, alerts = 0, 0
