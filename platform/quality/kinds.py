@@ -99,6 +99,10 @@ DOMAIN_MIN_POINTS = 14
 WALL_SHARE = 1.0
 
 
+# How far (in steps) a value may sit from the lattice of the domain's step: rounding only.
+LATTICE_TOLERANCE = 0.01
+
+
 def beyond_domain(values: np.ndarray, x: float) -> float:
     """How many of the domain's steps `x` lies beyond a wall of the values seen (0 inside their
     range, or beyond an edge that thins out into a tail).
@@ -110,6 +114,12 @@ def beyond_domain(values: np.ndarray, x: float) -> float:
     if values.size < DOMAIN_MIN_POINTS or distinct.size < 2 or not np.isfinite(x):
         return 0.0
     step = float(np.min(np.diff(distinct)))
+    # A domain has steps: every value a whole number of them from the smallest (ratings in
+    # halves, counts, prices in cents). Values with uneven gaps (the shortest review's mean
+    # word length: 3.5, 3.57, 3.6, ...) are a sample's extremes, not a domain with walls.
+    offsets = (distinct - distinct[0]) / step
+    if np.max(np.abs(offsets - np.round(offsets))) > LATTICE_TOLERANCE:
+        return 0.0
     wall = WALL_SHARE * counts.max()
     if x < distinct[0] and counts[0] >= wall:
         return float((distinct[0] - x) / step)

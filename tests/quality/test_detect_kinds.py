@@ -139,6 +139,16 @@ def test_beyond_domain_needs_a_wall_and_enough_runs():
     assert kinds.beyond_domain(piled[-8:], 0.0) == 0.0  # too few runs to tell
 
 
+def test_a_domain_is_a_lattice_of_its_step():
+    """Platform seed 12: the shortest review's mean word length (3.5 = 7/2, 3.57 = 25/7, 3.6 =
+    18/5, ...) took a few values on 18 days and a 3.38 was called "5 of its steps below": uneven
+    gaps are a sample's extremes, not a domain with walls. Prices in cents are one."""
+    words = np.array([3.5] * 6 + [25 / 7] * 4 + [3.6] * 4 + [11 / 3] * 2 + [3.75, 3.8])
+    assert kinds.beyond_domain(words, 3.38) == 0.0
+    cents = np.array([4.99] * 8 + [5.49] * 4 + [5.99] * 4)
+    assert kinds.beyond_domain(cents, 3.99) == pytest.approx(2.0)  # two 50-cent steps below
+
+
 def test_a_poisson_count_past_its_largest_value_is_not_outside_its_domain():
     """Small counts thin out upwards: the largest value seen is never the most common one."""
     for seed in range(5):
