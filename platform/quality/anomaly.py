@@ -711,6 +711,10 @@ def _judge_robust(p: _Prepared, cal: _Calendar, cfg: AnomalyConfig, n_family: in
     # An extreme falling back into its sample (the day's maximum is the next item's price when
     # no expensive one sold) to a value it has come back to before is one of its states.
     known_state = kinds.inward(p.name, delta) and kinds.recurring_value(p.values, x)
+    # ... and so is its sample's next value inward, one step past what it took (a day's
+    # minimum rating of 2.5 after 1-2: a sample without its lowest ratings).
+    known_state = known_state or (kinds.inward(p.name, delta) and p.kind is kinds.Kind.DISCRETE
+                                  and kinds.next_value(seen, x))
     flagged = flagged and not known_state
     steps = kinds.beyond_domain(seen, x) if p.kind is kinds.Kind.DISCRETE and not known_state else 0.0
     outside_domain = (not flagged and steps >= kinds.DOMAIN_STEPS - 1e-9

@@ -154,6 +154,20 @@ def recurring_value(values: np.ndarray, x: float) -> bool:
     return int(np.count_nonzero(starts)) >= RECURRING_EPISODES
 
 
+def next_value(values: np.ndarray, x: float) -> bool:
+    """True when `x` is one step past the edge of a small domain's values (a lattice of its
+    step): the domain's next value (a day's minimum rating of 2.5 after days of 1, 1.5 and 2)."""
+    distinct = np.unique(values[np.isfinite(values)])
+    if distinct.size < 2 or not np.isfinite(x):
+        return False
+    step = float(np.min(np.diff(distinct)))
+    offsets = (distinct - distinct[0]) / step
+    if np.max(np.abs(offsets - np.round(offsets))) > LATTICE_TOLERANCE:
+        return False
+    past = min(abs(x - (distinct[0] - step)), abs(x - (distinct[-1] + step))) / step
+    return past <= LATTICE_TOLERANCE
+
+
 def seen_before(values: np.ndarray, x: float) -> bool:
     """True when `x` equals a value of the baseline (to float precision)."""
     return bool(np.any(np.isclose(values, x, rtol=1e-9, atol=1e-12)))

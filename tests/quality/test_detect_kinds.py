@@ -149,6 +149,27 @@ def test_a_domain_is_a_lattice_of_its_step():
     assert kinds.beyond_domain(cents, 3.99) == pytest.approx(2.0)  # two 50-cent steps below
 
 
+@pytest.mark.parametrize("history", [
+    [1.5] * 7 + [1.0, 2.0, 1.0],
+    [1.5, 1.5, 1.0, 1.5, 2.0, 1.5, 1.5, 1.5, 1.5, 1.0],
+])
+def test_an_extremes_next_value_inward_is_its_sample_not_an_anomaly(history):
+    """Demo window ending 2026-07-16: a day's minimum rating of 2.5 after ten days of 1-2 failed
+    reviews' checks (38.9 robust sigma): a day without ratings under 2.5 is the sample's next
+    value inward. Two steps inward and any step outward past a wall still alert."""
+    index = pd.date_range("2026-06-19", periods=len(history), freq="D")
+    past = pd.DataFrame({"min/rating": history}, index=index)
+    today = index[-1] + pd.Timedelta(days=1)
+
+    def anomalous(x):
+        return detect(past, pd.Series({"min/rating": x}, name=today)).is_anomaly
+
+    assert not anomalous(2.5)
+    assert anomalous(3.0) and anomalous(0.0)
+    assert kinds.next_value(np.array(history), 2.5) and kinds.next_value(np.array(history), 0.5)
+    assert not kinds.next_value(np.array([3.5, 25 / 7, 3.6, 3.5]), 3.5 - 1 / 35)  # no lattice
+
+
 def test_a_poisson_count_past_its_largest_value_is_not_outside_its_domain():
     """Small counts thin out upwards: the largest value seen is never the most common one."""
     for seed in range(5):
